@@ -1,0 +1,3 @@
+from fashioncomp.cli import main
+
+raise SystemExit(main())

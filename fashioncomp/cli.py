@@ -1,0 +1,82 @@
+"""Command line of the pipeline's stages: python -m fashioncomp <stage> --run runs/<name> ...
+
+    init        --run R --data DIR [--config FILE] [--set key=value ...]
+    split       --run R [--force]
+    train       --run R [--folds 0,2] [--force]
+    oof         --run R [--force]
+    thresholds  --run R [--force]
+    predict     --run R [--force]
+
+`bash pipelines/run_all.sh` runs them all, then make_submission and the report.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from fashioncomp.errors import UserError
+
+
+def run_cli(action: Callable[[], Any]) -> int:
+    """Run a command; a UserError becomes one clear message and exit status 2."""
+    try:
+        action()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _folds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds expects comma-separated integers like 0,2; got '{text}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fashioncomp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="stage", required=True)
+    init = sub.add_parser("init", help="create the run directory: resolve the config, validate the dataset")
+    init.add_argument("--data", required=True, help="dataset root (train.csv, test.csv, images, schema.json)")
+    init.add_argument("--config", help="recipe YAML (see configs/)")
+    init.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    for name, text in [("split", "multilabel stratified k-fold -> folds.csv"),
+                       ("train", "train one network per fold"),
+                       ("oof", "out-of-fold predictions and CV scores"),
+                       ("thresholds", "tune per-attribute thresholds on OOF"),
+                       ("predict", "fold-ensemble + TTA test probabilities")]:
+        stage = sub.add_parser(name, help=text)
+        stage.add_argument("--force", action="store_true", help="redo the stage even if its outputs are up to date")
+        if name == "train":
+            stage.add_argument("--folds", type=_folds, help="train only these folds, e.g. 0,2")
+            stage.add_argument("--no-progress", action="store_true", help="hide the tqdm bars")
+    for stage in sub.choices.values():
+        stage.add_argument("--run", required=True, help="run directory, e.g. runs/default")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fashioncomp import pipeline
+
+    def action() -> Any:
+        if args.stage == "init":
+            run = pipeline.init_run(args.run, args.data, args.config, args.overrides)
+            print(f"init: run directory {run.dir} (data {run.data_root}, {run.schema.num_categories} categories, "
+                  f"{run.schema.num_attributes} attributes, {len(run.schema.groups)} groups)")
+            return run
+        run = pipeline.Run(args.run)
+        if args.stage == "train":
+            return pipeline.stage_train(run, args.folds, args.force, progress=not args.no_progress)
+        stages = {"split": pipeline.stage_split, "oof": pipeline.stage_oof,
+                  "thresholds": pipeline.stage_thresholds, "predict": pipeline.stage_predict}
+        return stages[args.stage](run, force=args.force)
+
+    return run_cli(action)

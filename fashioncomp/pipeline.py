@@ -1,0 +1,304 @@
+"""The pipeline's stages, each reading and writing files in one run directory.
+
+    runs/<name>/config.yaml       resolved config (data root included)
+    runs/<name>/schema.json       the label schema used
+    runs/<name>/folds.csv         file_path,fold
+    runs/<name>/fold_<k>/         best.pt, last.pt, metrics.csv, done.json
+    runs/<name>/oof.npz           out-of-fold probabilities (+ oof_scores.json)
+    runs/<name>/thresholds.json   tuned per-attribute thresholds
+    runs/<name>/test_probs.npz    fold-ensemble + TTA test probabilities
+
+A stage whose outputs exist and are newer than its inputs is skipped (so an interrupted run
+resumes where it stopped); `force=True` redoes it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from fashioncomp.config import ConfigError, dump_config, load_config
+from fashioncomp.data.dataset_reader import DatasetError, LabelledData, read_test, read_train
+from fashioncomp.data.images import build_image_cache
+from fashioncomp.data.schema import Schema
+from fashioncomp.data.split import fold_balance, make_folds
+from fashioncomp.inference.predict import check_tta, predict_probs
+from fashioncomp.io import read_json, write_csv, write_json, write_npz, write_text
+from fashioncomp.metrics import attribute_mean_f1, per_attribute_f1, score_all
+from fashioncomp.models import create_model
+from fashioncomp.postprocessing.decode import decode_attributes
+from fashioncomp.postprocessing.thresholds import tune_thresholds
+from fashioncomp.tasks import build_tasks
+from fashioncomp.training.checkpoint import load_checkpoint
+from fashioncomp.training.train import FoldInputs, amp_dtype_for, pick_device, train_fold
+
+
+def is_fresh(outputs: Sequence[Path], inputs: Sequence[Path]) -> bool:
+    """All outputs exist and none is older than any existing input."""
+    if not all(p.is_file() for p in outputs):
+        return False
+    newest_input = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0.0)
+    return min(p.stat().st_mtime for p in outputs) >= newest_input
+
+
+class Run:
+    """A run directory and the files its stages exchange."""
+
+    def __init__(self, run_dir: Path | str) -> None:
+        self.dir = Path(run_dir)
+        config_path = self.dir / "config.yaml"
+        if not config_path.is_file():
+            raise ConfigError(f"{self.dir} is not a run directory (no config.yaml); create it with `python -m fashioncomp init`")
+        self.config: dict[str, Any] = load_config(config_path)
+        self.data_root = Path(self.config["data"]["root"])
+        self.schema = Schema.from_dict(read_json(self.dir / "schema.json"), str(self.dir / "schema.json"))
+        self.tasks = build_tasks(self.schema, self.config["data"]["use_groups"])
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.dir.parent / ".cache"
+
+    @property
+    def folds_csv(self) -> Path:
+        return self.dir / "folds.csv"
+
+    def fold_dir(self, fold: int) -> Path:
+        return self.dir / f"fold_{fold}"
+
+    @property
+    def n_folds(self) -> int:
+        return int(self.config["split"]["n_folds"])
+
+    @property
+    def decode_groups(self) -> tuple:
+        return self.schema.multiclass_groups if self.config["data"]["use_groups"] else ()
+
+    def train_data(self) -> LabelledData:
+        data, _ = read_train(self.data_root, self.schema)
+        return data
+
+    def images(self, file_paths: Sequence[str], on_error: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+        size = int(self.config["data"]["image_size"])
+        if self.config["data"]["cache"]:
+            return build_image_cache(self.data_root, file_paths, size, self.cache_dir, on_error=on_error)
+        from fashioncomp.data.torch_dataset import FileImages
+
+        return FileImages(self.data_root, file_paths, size), np.ones(len(file_paths), dtype=bool)
+
+    def folds(self, data: LabelledData) -> np.ndarray:
+        frame = pd.read_csv(self.folds_csv, dtype={"file_path": str})
+        if list(frame["file_path"]) != data.file_paths:
+            raise DatasetError(f"{self.folds_csv} does not match {self.data_root / 'train.csv'} (rows changed?); rerun the split stage with --force")
+        return frame["fold"].to_numpy()
+
+    def load_fold_model(self, fold: int, device: torch.device) -> torch.nn.Module:
+        model = create_model({**self.config["model"], "checkpoint": None}, self.tasks)
+        model.load_state_dict(load_checkpoint(self.fold_dir(fold) / "best.pt", device)["model"])
+        model = model.to(device)
+        return model.to(memory_format=torch.channels_last) if self.config["train"]["channels_last"] else model
+
+
+def init_run(run_dir: Path | str, data_root: Path | str, config_path: Path | str | None,
+             overrides: Sequence[str] = ()) -> Run:
+    """Create (or reopen, if the config is unchanged) a run directory."""
+    run_dir = Path(run_dir)
+    config = load_config(config_path, overrides)
+    config["data"]["root"] = str(Path(data_root).resolve())
+    check_tta(config["predict"]["tta"])
+    data_root = Path(config["data"]["root"])
+    _, schema = read_train(data_root)  # validates every row before anything is written
+    text = dump_config(config)
+    config_file = run_dir / "config.yaml"
+    if config_file.is_file():
+        old = yaml.safe_load(config_file.read_text())
+        if old != config:
+            changed = sorted(_diff_keys(old, config))
+            raise ConfigError(
+                f"{run_dir} already exists with a different config (changed: {', '.join(changed)}). "
+                "Use another --name, or delete that directory to start it again."
+            )
+    else:
+        write_text(config_file, text)
+    write_json(run_dir / "schema.json", schema.to_dict())
+    return Run(run_dir)
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: set[str] = set()
+        for key in set(a) | set(b):
+            out |= _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return set() if a == b else {prefix.rstrip(".")}
+
+
+def stage_split(run: Run, force: bool = False) -> np.ndarray:
+    data = run.train_data()
+    if not force and is_fresh([run.folds_csv], [run.data_root / "train.csv", run.dir / "config.yaml"]):
+        print(f"split: {run.folds_csv} is up to date")
+        return run.folds(data)
+    cfg = run.config["split"]
+    folds = make_folds(data, run.schema.num_categories, cfg["n_folds"], cfg["seed"])
+    write_csv(run.folds_csv, pd.DataFrame({"file_path": data.file_paths, "fold": folds}))
+    names = list(run.schema.categories) + list(run.schema.attributes)
+    print(f"split: {cfg['n_folds']} folds -> {run.folds_csv}\nlabel counts per fold:")
+    with pd.option_context("display.width", 200, "display.max_columns", 60):
+        print(fold_balance(data, folds, names).T.to_string())
+    return folds
+
+
+def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bool = False,
+                progress: bool = True) -> None:
+    data = run.train_data()
+    folds = run.folds(data)
+    images, _ = run.images(data.file_paths)
+    device = pick_device()
+    wanted = list(range(run.n_folds)) if folds_to_train is None else list(folds_to_train)
+    for fold in wanted:
+        if not 0 <= fold < run.n_folds:
+            raise ConfigError(f"--folds: fold {fold} does not exist (this run has folds 0..{run.n_folds - 1})")
+        out = run.fold_dir(fold)
+        if force:
+            for name in ("done.json", "last.pt", "best.pt", "metrics.csv"):
+                (out / name).unlink(missing_ok=True)
+        if (out / "done.json").is_file() and (out / "best.pt").is_file():
+            print(f"train: fold {fold} already trained ({out})")
+            continue
+        inputs = FoldInputs(images, data, run.schema, run.tasks, np.flatnonzero(folds != fold), np.flatnonzero(folds == fold))
+        print(f"train: fold {fold}: {len(inputs.train_index)} train / {len(inputs.val_index)} val images on {device}")
+        train_fold(run.config, inputs, fold, out, device, progress=progress)
+
+
+def _trained_folds(run: Run) -> list[int]:
+    folds = [k for k in range(run.n_folds) if (run.fold_dir(k) / "best.pt").is_file()]
+    if not folds:
+        raise ConfigError(f"{run.dir}: no trained fold (run the train stage first)")
+    return folds
+
+
+def _predict(run: Run, model: torch.nn.Module, images: Any, index: np.ndarray, tta: Sequence[str],
+             device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    cfg = run.config
+    return predict_probs(model, images, index, run.tasks, run.schema.num_attributes, device, tta=tta,
+                         batch_size=cfg["predict"]["batch_size"], channels_last=cfg["train"]["channels_last"],
+                         amp_dtype=amp_dtype_for(device, cfg["train"]["amp"]))
+
+
+def stage_oof(run: Run, force: bool = False) -> dict[str, float]:
+    """Each fold's best model predicts its held-out fold (with the configured TTA)."""
+    out = run.dir / "oof.npz"
+    trained = _trained_folds(run)
+    inputs = [run.fold_dir(k) / "best.pt" for k in trained]
+    if not force and is_fresh([out, run.dir / "oof_scores.json"], inputs):
+        print(f"oof: {out} is up to date")
+        return read_json(run.dir / "oof_scores.json")
+    data = run.train_data()
+    folds = run.folds(data)
+    images, _ = run.images(data.file_paths)
+    device = pick_device()
+    cat = np.full((len(data), run.schema.num_categories), np.nan, dtype=np.float32)
+    attr = np.full((len(data), run.schema.num_attributes), np.nan, dtype=np.float32)
+    for fold in trained:
+        index = np.flatnonzero(folds == fold)
+        model = run.load_fold_model(fold, device)
+        cat[index], attr[index] = _predict(run, model, images, index, run.config["predict"]["tta"], device)
+    covered = ~np.isnan(cat[:, 0])
+    if len(trained) < run.n_folds:
+        print(f"oof: only folds {trained} are trained; scores cover {covered.sum()} of {len(data)} rows")
+    sub = data.subset(np.flatnonzero(covered))
+    pred = decode_attributes(attr[covered], 0.5, run.decode_groups)
+    scores = score_all(sub.categories, cat[covered], sub.attributes, pred, run.schema.groups, sub.attribute_known)
+    scores["rows"] = int(covered.sum())
+    write_npz(out, file_path=np.array(data.file_paths), category=cat, attributes=attr, fold=folds)
+    write_json(run.dir / "oof_scores.json", scores)
+    print("oof (threshold 0.5): " + _format_scores(scores))
+    return scores
+
+
+def _format_scores(scores: dict[str, float]) -> str:
+    keys = ["category_accuracy", "attribute_mean_f1", "attribute_macro_f1"]
+    return "  ".join(f"{k} {scores[k]:.4f}" for k in keys if k in scores)
+
+
+def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
+    out = run.dir / "thresholds.json"
+    oof_path = run.dir / "oof.npz"
+    if not force and is_fresh([out], [oof_path, run.dir / "config.yaml"]):
+        print(f"thresholds: {out} is up to date")
+        return read_json(out)
+    cfg = run.config["thresholds"]
+    if cfg["metric"] not in ("mcc", "f1"):
+        raise ConfigError(f"thresholds.metric must be 'mcc' or 'f1', got {cfg['metric']!r}")
+    oof = np.load(oof_path)
+    data = run.train_data()
+    covered = ~np.isnan(oof["category"][:, 0])
+    sub = data.subset(np.flatnonzero(covered))
+    proba = oof["attributes"][covered]
+    result = tune_thresholds(sub.attributes, proba, metric=cfg["metric"], min_positives=cfg["min_positives"],
+                             mask=sub.attribute_known)
+    groups = run.decode_groups
+    at_half = decode_attributes(proba, 0.5, groups)
+    tuned = decode_attributes(proba, result.thresholds, groups, at_least_one=cfg["at_least_one"])
+    f1_half = attribute_mean_f1(sub.attributes, at_half, sub.attribute_known)
+    f1_tuned = attribute_mean_f1(sub.attributes, tuned, sub.attribute_known)
+    tuned_scores = score_all(sub.categories, oof["category"][covered], sub.attributes, tuned, run.schema.groups,
+                             sub.attribute_known)
+    report = {
+        "metric": cfg["metric"],
+        "thresholds": [float(t) for t in result.thresholds],
+        "global_threshold": float(result.global_threshold),
+        "fallback": [bool(f) for f in result.fallback],
+        "decoded_by_group_argmax": sorted(i for g in groups for i in g.indices),
+        "at_least_one": bool(cfg["at_least_one"]),
+        "oof_mean_f1_at_0.5": f1_half,
+        "oof_mean_f1_tuned": f1_tuned,
+        "oof_scores_tuned": tuned_scores,
+        "per_attribute_f1_tuned": [None if math.isnan(v) else float(v) for v in per_attribute_f1(sub.attributes, tuned, sub.attribute_known)],
+    }
+    write_json(out, report)
+    print(f"thresholds ({cfg['metric']}): OOF attribute mean-F1 at 0.5 {f1_half:.4f} -> tuned {f1_tuned:.4f}; "
+          f"{int(result.fallback.sum())} rare attribute(s) use the global threshold {result.global_threshold:.2f}")
+    print("CV (tuned): " + _format_scores(tuned_scores))
+    return report
+
+
+def stage_predict(run: Run, force: bool = False) -> Path:
+    """Mean of every fold model's TTA probabilities on test.csv."""
+    out = run.dir / "test_probs.npz"
+    trained = _trained_folds(run)
+    test_csv = run.data_root / "test.csv"
+    if not test_csv.is_file():
+        raise DatasetError(f"{test_csv}: file not found; the predict stage needs the competition's test.csv")
+    if not force and is_fresh([out], [test_csv] + [run.fold_dir(k) / "best.pt" for k in trained]):
+        print(f"predict: {out} is up to date")
+        return out
+    file_paths = read_test(run.data_root)
+    images, readable = run.images(file_paths, on_error="warn")
+    device = pick_device()
+    index = np.flatnonzero(readable)
+    cat = np.zeros((len(file_paths), run.schema.num_categories), dtype=np.float32)
+    attr = np.zeros((len(file_paths), run.schema.num_attributes), dtype=np.float32)
+    for fold in trained:
+        model = run.load_fold_model(fold, device)
+        c, a = _predict(run, model, images, index, run.config["predict"]["tta"], device)
+        cat[index] += c / len(trained)
+        attr[index] += a / len(trained)
+    if not readable.all():
+        # unreadable rows get the models' prior: their mean prediction over the training images
+        oof = np.load(run.dir / "oof.npz")
+        cat[~readable] = np.nanmean(oof["category"], axis=0)
+        attr[~readable] = np.nanmean(oof["attributes"], axis=0)
+        print(f"predict: {int((~readable).sum())} unreadable test image(s) predicted from the model prior")
+    write_npz(out, file_path=np.array(file_paths), category=cat, attributes=attr, readable=readable,
+              folds=np.array(trained))
+    print(f"predict: {len(file_paths)} test images x {len(trained)} fold model(s) x TTA {run.config['predict']['tta']} -> {out}")
+    return out

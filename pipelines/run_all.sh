@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole pipeline, stage by stage: split -> train folds -> OOF -> thresholds -> test prediction
+# -> submission CSVs -> report. Every stage skips work whose outputs are up to date, so rerunning
+# this script after an interruption resumes where it stopped.
+#
+#   bash pipelines/run_all.sh                                   # synthetic dataset, default recipe
+#   bash pipelines/run_all.sh --data DIR --config configs/cpu.yaml [--name NAME]
+#
+# Options: --data DIR  --config FILE  --name NAME  --runs DIR (default runs)
+#          --out DIR (submissions root, default submissions)  --folds 0,2  --force
+#          --set key=value (repeatable config override)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+
+data="" config="configs/default.yaml" name="" runs="runs" out="submissions" folds="" force=()
+overrides=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --data) data="$2"; shift 2 ;;
+    --config) config="$2"; shift 2 ;;
+    --name) name="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --folds) folds="$2"; shift 2 ;;
+    --force) force=(--force); shift ;;
+    --set) overrides+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "run_all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [[ -z "$data" ]]; then
+  data="input/synthetic"
+  if [[ ! -f "$data/train.csv" ]]; then
+    echo "== no --data given: generating the synthetic dataset in $data"
+    "$PYTHON" -m fashioncomp.synth --out "$data" --n-train 1500 --n-test 500 --seed 0
+  fi
+fi
+[[ -n "$name" ]] || name="$(basename "$data")-$(basename "$config" .yaml)"
+run="$runs/$name"
+started=$SECONDS
+
+echo "== init $run"
+"$PYTHON" -m fashioncomp init --run "$run" --data "$data" --config "$config" ${overrides[@]+"${overrides[@]}"}
+echo "== split"
+"$PYTHON" -m fashioncomp split --run "$run" ${force[@]+"${force[@]}"}
+echo "== train"
+"$PYTHON" -m fashioncomp train --run "$run" ${folds:+--folds "$folds"} ${force[@]+"${force[@]}"}
+echo "== out-of-fold predictions"
+"$PYTHON" -m fashioncomp oof --run "$run" ${force[@]+"${force[@]}"}
+echo "== thresholds"
+"$PYTHON" -m fashioncomp thresholds --run "$run" ${force[@]+"${force[@]}"}
+if [[ -f "$data/test.csv" ]]; then
+  echo "== predict test"
+  "$PYTHON" -m fashioncomp predict --run "$run" ${force[@]+"${force[@]}"}
+  echo "== submission"
+  "$PYTHON" -m fashioncomp.make_submission --run "$run" --out "$out"
+else
+  echo "== $data/test.csv not found: skipping test prediction and submission (CV scores are in $run)"
+fi
+echo "== done in $(( SECONDS - started ))s: run directory $run"

@@ -1,0 +1,21 @@
+"""Shared fixtures: small synthetic datasets generated once per test session."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fashioncomp.synth import generate_dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 96-image synthetic dataset in the competition layout (do not modify: shared)."""
+    return generate_dataset(tmp_path_factory.mktemp("data") / "tiny", n_train=96, n_test=24, seed=3, image_size=32)
+
+
+@pytest.fixture
+def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
+    """A private, modifiable copy of the tiny dataset."""
+    return Path(shutil.copytree(tiny_dataset, tmp_path / "data"))

@@ -1,0 +1,57 @@
+"""One end-to-end run of every stage on a tiny synthetic set with timm's tiny test_resnet."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fashioncomp.data.dataset_reader import read_test
+from fashioncomp.data.schema import Schema
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_run_all_end_to_end_and_resume(tiny_dataset, tmp_path):
+    started = time.time()
+    cmd = ["bash", str(REPO / "pipelines" / "run_all.sh"), "--data", str(tiny_dataset),
+           "--config", str(REPO / "configs" / "default.yaml"), "--name", "tiny",
+           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "subs"),
+           "--set", "model.backbone=test_resnet", "--set", "train.epochs=2", "--set", "split.n_folds=2",
+           "--set", "data.image_size=32"]
+    env = {"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "oof (threshold 0.5): category_accuracy" in done.stdout
+    assert time.time() - started < 180
+
+    run = tmp_path / "runs" / "tiny"
+    for name in ["config.yaml", "schema.json", "folds.csv", "oof.npz", "oof_scores.json", "thresholds.json",
+                 "test_probs.npz", "fold_0/best.pt", "fold_1/metrics.csv"]:
+        assert (run / name).is_file(), name
+    schema = Schema.load(tiny_dataset / "schema.json")
+    test_paths = read_test(tiny_dataset)
+
+    cat = pd.read_csv(tmp_path / "subs" / "tiny" / "category.csv", keep_default_na=False)
+    attr = pd.read_csv(tmp_path / "subs" / "tiny" / "attribute.csv", keep_default_na=False, dtype=str)
+    assert list(cat.columns) == ["file_path", "category_label"]
+    assert list(attr.columns) == ["file_path", "attribute_label"]
+    assert list(cat["file_path"]) == test_paths == list(attr["file_path"])
+    assert cat["category_label"].between(0, schema.num_categories - 1).all()
+    for text in attr["attribute_label"]:
+        indices = [int(t) for t in text.split()]
+        assert indices == sorted(indices) and all(0 <= i < schema.num_attributes for i in indices)
+        for group in schema.multiclass_groups:
+            assert len(set(indices) & set(group.indices)) <= 1
+
+    probs = np.load(run / "test_probs.npz")
+    assert probs["attributes"].shape == (len(test_paths), schema.num_attributes)
+    np.testing.assert_allclose(probs["category"].sum(axis=1), 1.0, atol=1e-4)
+
+    # a second run reuses every finished stage
+    mtime = (run / "fold_0" / "best.pt").stat().st_mtime
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "fold 0 already trained" in again.stdout and "oof: " in again.stdout and "is up to date" in again.stdout
+    assert (run / "fold_0" / "best.pt").stat().st_mtime == mtime
