@@ -1,0 +1,136 @@
+"""Kernel folders for `kaggle kernels push`: kernel-metadata.json + one self-contained script.
+
+    build            train + predict on the competition data (pipelines/run_all.sh in the kernel)
+    build-inference  a weights dataset from a finished run + a kernel that only predicts with it
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from fashioncomp.config import dump_config, load_config
+from fashioncomp.io import write_json, write_text
+from fashioncomp.kaggle.bundle import BuildError, join_refs, payload_files, render_script, requirements
+from fashioncomp.kaggle.weights import DATASET_METADATA, export_weights
+
+KERNEL_METADATA = "kernel-metadata.json"
+OWNER_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]{2,49}")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{2,49}")
+
+
+def check_ref(ref: str, what: str, owner: bool = True) -> str:
+    """A Kaggle reference: 'owner/slug' for kernels and datasets, 'slug' for competitions."""
+    pattern, form = (OWNER_SLUG, "owner/slug") if owner else (SLUG, "slug")
+    if not pattern.fullmatch(ref or ""):
+        raise BuildError(f"{what}: '{ref}' is not a Kaggle {form} (lowercase letters, digits and dashes, "
+                         "3-50 characters, as in the address on kaggle.com)")
+    return ref
+
+
+def title_for(ref: str) -> str:
+    """Kaggle derives a kernel's or dataset's slug from its title: the title must give back the slug."""
+    return ref.rpartition("/")[2].replace("-", " ")
+
+
+@dataclass
+class KernelSpec:
+    """Where the kernel lives on Kaggle and what is attached to it."""
+
+    competition: str
+    kernel_id: str
+    dataset_sources: Sequence[str] = ()
+    kernel_sources: Sequence[str] = ()
+    wheels_dataset: str | None = None
+    gpu: bool = False
+    private: bool = True
+    data_subdir: str = ""
+
+    def check(self) -> None:
+        check_ref(self.competition, "--competition", owner=False)
+        check_ref(self.kernel_id, "--kernel-id")
+        for ref in self.dataset_sources:
+            check_ref(ref, "--dataset-sources")
+        for ref in self.kernel_sources:
+            check_ref(ref, "--kernel-sources")
+        if self.wheels_dataset:
+            check_ref(self.wheels_dataset, "--wheels-dataset")
+        if Path(self.data_subdir).is_absolute() or ".." in Path(self.data_subdir).parts:
+            raise BuildError(f"--data-subdir: '{self.data_subdir}' must be a relative path inside the competition data")
+
+    @property
+    def code_file(self) -> str:
+        return self.kernel_id.rpartition("/")[2] + ".py"
+
+    def metadata(self, datasets: Sequence[str] = ()) -> dict[str, Any]:
+        """The fields `kaggle kernels push` reads; the kernel runs offline."""
+        return {
+            "id": self.kernel_id,
+            "title": title_for(self.kernel_id),
+            "code_file": self.code_file,
+            "language": "python",
+            "kernel_type": "script",
+            "is_private": self.private,
+            "enable_gpu": self.gpu,
+            "enable_internet": False,
+            "dataset_sources": join_refs([*datasets, *self.dataset_sources, self.wheels_dataset]),
+            "competition_sources": [self.competition],
+            "kernel_sources": join_refs(self.kernel_sources),
+        }
+
+    def settings(self, mode: str, run_name: str, **extra: Any) -> dict[str, Any]:
+        """What the script needs to know at run time."""
+        return {"title": title_for(self.kernel_id), "mode": mode, "competition": self.competition,
+                "data_subdir": self.data_subdir, "wheels_dataset": self.wheels_dataset, "run_name": run_name,
+                **extra, "requirements": requirements()}
+
+
+def fresh_output_dir(path: Path | str, marker: str) -> Path:
+    """An empty folder; one left by an earlier build (it holds `marker`) is emptied, anything else refused."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        if not (path / marker).is_file():
+            raise BuildError(f"{path} is not empty and holds no {marker}: choose another --out / --weights-out")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_kernel(out_dir: Path | str, spec: KernelSpec, settings: dict[str, Any], config_text: str,
+                  command: str, datasets: Sequence[str] = (), upload_first: Sequence[Path] = ()) -> Path:
+    out = fresh_output_dir(out_dir, KERNEL_METADATA)
+    script = render_script(settings, payload_files(config_text), command)
+    write_text(out / spec.code_file, script)
+    write_json(out / KERNEL_METADATA, spec.metadata(datasets))
+    paths = " ".join(f"--path {p}" for p in [*upload_first, out])
+    print(f"kernel: {out / spec.code_file} ({len(script) // 1024} KiB) and {out / KERNEL_METADATA}; "
+          f"upload with: python -m fashioncomp.kaggle push {paths}")
+    return out
+
+
+def build_kernel(config_path: Path | str | None, spec: KernelSpec, out_dir: Path | str = "build/kaggle",
+                 overrides: Sequence[str] = (), run_name: str | None = None, command: str = "") -> Path:
+    """A kernel that runs the whole pipeline on the competition data and leaves the two CSVs."""
+    spec.check()
+    config = load_config(config_path, overrides)  # validated here, not after the upload
+    if config["model"].get("checkpoint"):
+        print(f"note: model.checkpoint={config['model']['checkpoint']} must exist inside the kernel: attach it as a "
+              "dataset and point the key at /kaggle/input/<slug>/<file> with --set")
+    name = run_name or (Path(config_path).stem if config_path else "default")
+    return _write_kernel(out_dir, spec, spec.settings("train", name), dump_config(config), command)
+
+
+def build_inference(run_dir: Path | str, dataset_id: str, spec: KernelSpec,
+                    weights_out: Path | str = "build/kaggle-weights", out_dir: Path | str = "build/kaggle-inference",
+                    command: str = "") -> tuple[Path, Path]:
+    """A weights dataset from a finished run, and a kernel that predicts with it (predict + make_submission)."""
+    spec.check()
+    check_ref(dataset_id, "--dataset-id")
+    run_dir = Path(run_dir)
+    weights = export_weights(run_dir, fresh_output_dir(weights_out, DATASET_METADATA), dataset_id, title_for(dataset_id))
+    settings = spec.settings("inference", run_dir.name, weights_dataset=dataset_id)
+    kernel = _write_kernel(out_dir, spec, settings, (weights / "config.yaml").read_text(), command, [dataset_id],
+                           upload_first=[weights])
+    return weights, kernel
