@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole pipeline, stage by stage: split -> train folds -> OOF -> thresholds -> test prediction
-# -> submission CSVs -> report. Every stage skips work whose outputs are up to date, so rerunning
+# -> submission CSVs -> report (runs/<name>/report.md). Every stage skips work whose outputs are up to date, so rerunning
 # this script after an interruption resumes where it stopped.
 #
 #   bash pipelines/run_all.sh                                   # synthetic dataset, default recipe
@@ -59,4 +59,6 @@ if [[ -f "$data/test.csv" ]]; then
 else
   echo "== $data/test.csv not found: skipping test prediction and submission (CV scores are in $run)"
 fi
+echo "== report"
+"$PYTHON" -m fashioncomp.report --run "$run"
 echo "== done in $(( SECONDS - started ))s: run directory $run"
