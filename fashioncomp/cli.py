@@ -13,21 +13,46 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+import warnings
+from typing import Any, Callable, TextIO
 
-from fashioncomp.errors import UserError
+from fashioncomp.config import load_config
+from fashioncomp.errors import DataWarning, UserError
+from fashioncomp.io import explain_os_error, is_environment_error
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Data warnings are messages for the user: one `warning:` line, no source location."""
+    out = file if file is not None else sys.stderr
+    if issubclass(category, DataWarning):
+        text = f"warning: {message}\n"
+    else:
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+    try:
+        out.write(text)
+    except OSError:  # stderr gone: nothing sensible left to do with a warning
+        pass
 
 
 def run_cli(action: Callable[[], Any]) -> int:
-    """Run a command; a UserError becomes one clear message and exit status 2."""
-    try:
-        action()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished outputs are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
+    """Run a command; a UserError or a full disk / permission problem becomes one clear message
+    and exit status 2 (other exceptions are bugs and keep their traceback)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            action()
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            if not is_environment_error(exc):
+                raise
+            print(f"error: {explain_os_error(exc, action=None)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted: finished outputs are kept; rerun the same command to resume", file=sys.stderr)
+            return 130
     return 0
 
 
@@ -64,9 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fashioncomp import pipeline
 
     def action() -> Any:
+        if args.stage == "init":
+            load_config(args.config, args.overrides)  # a config mistake fails fast, before the heavy imports
+        from fashioncomp import pipeline  # torch, timm, ...: seconds
+
         if args.stage == "init":
             run = pipeline.init_run(args.run, args.data, args.config, args.overrides)
             print(f"init: run directory {run.dir} (data {run.data_root}, {run.schema.num_categories} categories, "

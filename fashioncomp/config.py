@@ -6,6 +6,7 @@ so a run can always be reproduced from `runs/<name>/config.yaml` alone.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 from pathlib import Path
@@ -35,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "head": "linear",        # see fashioncomp.models.heads.HEADS
         "head_hidden": 256,
         "drop_rate": 0.2,
+        "colour_bins": 0,        # >0: add an embedded RGB histogram (bins^3 cells) to the features
+        "colour_dim": 64,
     },
     "loss": {
         "category": "ce",        # see fashioncomp.losses.LOSSES
@@ -92,20 +95,73 @@ class ConfigError(UserError, ValueError):
     """A configuration file or override is invalid."""
 
 
+def _dotted_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        out.append(f"{prefix}{key}")
+        if isinstance(value, dict) and value:
+            out.extend(_dotted_keys(value, f"{prefix}{key}."))
+    return out
+
+
+def _unknown_key(key: str, valid: list[str], where: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    if close:
+        guess = f"{where}{close[0]}"
+    else:  # maybe the right name in another section (e.g. 'epochs' -> 'train.epochs')
+        by_leaf = {dotted.rsplit(".", 1)[-1]: dotted for dotted in reversed(_dotted_keys(DEFAULTS))}
+        leaf = difflib.get_close_matches(str(key), list(by_leaf), n=1)
+        guess = by_leaf[leaf[0]] if leaf else ""
+    hint = f" Did you mean '{guess}'?" if guess else ""
+    section = f"in '{where.rstrip('.')}'" if where else "at the top level"
+    return ConfigError(f"{source}: unknown config key '{where}{key}'.{hint} Valid keys {section}: {', '.join(valid)}")
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+
+
+def _check_value(value: Any, default: Any, name: str, source: str) -> Any:
+    """`value` as the type of its default (numbers given as strings, e.g. '1e-3', are parsed)."""
+    kind = type(default)
+    if default is None or kind not in _TYPE_NAMES:  # untyped keys (default None) take any value
+        return value
+    if isinstance(value, bool) or kind is bool:  # a bool is an int to Python, not to a config
+        if isinstance(value, bool) and kind is bool:
+            return value
+    elif kind is float and isinstance(value, (int, float, str)):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    elif kind is int and isinstance(value, (int, float, str)):
+        if isinstance(value, int):
+            return value
+        with contextlib.suppress(ValueError):
+            number = float(value)  # "3", 3.0, "1e3"
+            if number.is_integer():
+                return int(number)
+    elif isinstance(value, kind):  # str, list
+        return value
+    raise ConfigError(f"{source}: '{name}' must be {_TYPE_NAMES[kind]} (default: {default!r}), got {value!r}")
+
+
 def _check_keys(user: dict[str, Any], defaults: dict[str, Any], where: str, source: str) -> None:
-    for key, value in user.items():
+    """Unknown keys and values of the wrong type are errors; values are normalised in place."""
+    for key, value in list(user.items()):
         if key not in defaults:
-            valid = sorted(defaults)
-            close = difflib.get_close_matches(str(key), valid, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"{source}: unknown config key '{where}{key}'.{hint} Valid keys here: {', '.join(valid)}"
-            )
-        # free-form mappings (e.g. backbone_kwargs) default to {} and are not checked further
-        if isinstance(defaults[key], dict) and defaults[key]:
+            raise _unknown_key(key, sorted(defaults), where, source)
+        default = defaults[key]
+        if isinstance(default, dict):
+            if value is None:  # an empty YAML mapping
+                user[key] = value = {}
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: '{where}{key}' must be a mapping, got {value!r}")
-            _check_keys(value, defaults[key], f"{where}{key}.", source)
+            # free-form mappings (e.g. backbone_kwargs) default to {} and are not checked further
+            if default:
+                _check_keys(value, default, f"{where}{key}.", source)
+        elif isinstance(value, dict):
+            raise ConfigError(f"{source}: '{where}{key}' is a single value (default: {default!r}), "
+                              f"not a section; got {value!r}")
+        else:
+            user[key] = _check_value(value, default, f"{where}{key}", source)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -125,11 +181,21 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
         if "=" not in pair:
             raise ConfigError(f"--set expects key=value, got '{pair}'")
         dotted, raw = pair.split("=", 1)
+        parts = [part.strip() for part in dotted.strip().split(".")]
+        if not all(parts):
+            raise ConfigError(f"--set '{pair}': '{dotted}' is not a dotted key like train.epochs")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set '{pair}': the value is not valid YAML ({exc.__class__.__name__})") from None
         node = tree
-        parts = dotted.strip().split(".")
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set '{pair}' conflicts with an earlier --set of '{'.'.join(parts[:depth + 1])}'")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"--set '{pair}' conflicts with an earlier --set inside '{dotted}'")
+        node[parts[-1]] = value
     return tree
 
 
@@ -144,6 +210,8 @@ def load_config(path: Path | str | None = None, overrides: Iterable[str] = ()) -
             user = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         _check_keys(user, DEFAULTS, "", str(path))

@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from fashioncomp.cli import run_cli
-from fashioncomp.io import read_json
+from fashioncomp.io import read_json, read_npz
 from fashioncomp.pipeline import Run
 from fashioncomp.postprocessing.decode import decode_attributes, decode_category
 from fashioncomp.submission import validate_submission, write_submission
 
 
 def make_submission(run: Run, out_root: Path | str = "submissions") -> Path:
-    probs = np.load(run.dir / "test_probs.npz")
-    thresholds = read_json(run.dir / "thresholds.json")
+    probs = read_npz(run.dir / "test_probs.npz", hint=f" (run `python -m fashioncomp predict --run {run.dir}` first)")
+    thresholds = read_json(run.dir / "thresholds.json",
+                           hint=f" (run `python -m fashioncomp thresholds --run {run.dir}` first)")
     attributes = decode_attributes(probs["attributes"], np.array(thresholds["thresholds"]), run.decode_groups,
                                    at_least_one=thresholds["at_least_one"])
     out_dir = Path(out_root) / run.name

@@ -14,6 +14,7 @@ resumes where it stopped); `force=True` redoes it.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,11 +25,13 @@ import yaml
 
 from fashioncomp.config import ConfigError, dump_config, load_config
 from fashioncomp.data.dataset_reader import DatasetError, LabelledData, read_test, read_train
-from fashioncomp.data.images import build_image_cache
+from fashioncomp.data.images import ImageReadError, build_image_cache, probe_image
+from fashioncomp.data.torch_dataset import FileImages
+from fashioncomp.errors import DataWarning
 from fashioncomp.data.schema import Schema
 from fashioncomp.data.split import fold_balance, make_folds
 from fashioncomp.inference.predict import check_tta, predict_probs
-from fashioncomp.io import read_json, write_csv, write_json, write_npz, write_text
+from fashioncomp.io import read_json, read_npz, write_csv, write_json, write_npz, write_text
 from fashioncomp.metrics import attribute_mean_f1, per_attribute_f1, score_all
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
@@ -83,18 +86,26 @@ class Run:
         return self.schema.multiclass_groups if self.config["data"]["use_groups"] else ()
 
     def train_data(self) -> LabelledData:
-        data, _ = read_train(self.data_root, self.schema)
+        data, _ = read_train(self.data_root, self.schema, check_images=False)  # init probed them
         return data
 
     def images(self, file_paths: Sequence[str], on_error: str = "raise") -> tuple[np.ndarray, np.ndarray]:
         size = int(self.config["data"]["image_size"])
         if self.config["data"]["cache"]:
             return build_image_cache(self.data_root, file_paths, size, self.cache_dir, on_error=on_error)
-        from fashioncomp.data.torch_dataset import FileImages
-
-        return FileImages(self.data_root, file_paths, size), np.ones(len(file_paths), dtype=bool)
+        readable = np.ones(len(file_paths), dtype=bool)
+        if on_error == "warn":  # without a cache, find unreadable files now rather than mid-prediction
+            for i, rel in enumerate(file_paths):
+                try:
+                    probe_image(self.data_root / rel)
+                except ImageReadError as exc:
+                    warnings.warn(f"{exc}; this row is predicted from the model prior", DataWarning, stacklevel=2)
+                    readable[i] = False
+        return FileImages(self.data_root, file_paths, size), readable
 
     def folds(self, data: LabelledData) -> np.ndarray:
+        if not self.folds_csv.is_file():
+            raise DatasetError(f"{self.folds_csv}: file not found (run `python -m fashioncomp split --run {self.dir}` first)")
         frame = pd.read_csv(self.folds_csv, dtype={"file_path": str})
         if list(frame["file_path"]) != data.file_paths:
             raise DatasetError(f"{self.folds_csv} does not match {self.data_root / 'train.csv'} (rows changed?); rerun the split stage with --force")
@@ -116,6 +127,8 @@ def init_run(run_dir: Path | str, data_root: Path | str, config_path: Path | str
     check_tta(config["predict"]["tta"])
     data_root = Path(config["data"]["root"])
     _, schema = read_train(data_root)  # validates every row before anything is written
+    if (data_root / "test.csv").is_file():
+        read_test(data_root)  # test.csv header, paths and duplicates too, before any training
     text = dump_config(config)
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
@@ -238,7 +251,7 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     cfg = run.config["thresholds"]
     if cfg["metric"] not in ("mcc", "f1"):
         raise ConfigError(f"thresholds.metric must be 'mcc' or 'f1', got {cfg['metric']!r}")
-    oof = np.load(oof_path)
+    oof = read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
     data = run.train_data()
     covered = ~np.isnan(oof["category"][:, 0])
     sub = data.subset(np.flatnonzero(covered))
@@ -294,7 +307,7 @@ def stage_predict(run: Run, force: bool = False) -> Path:
         attr[index] += a / len(trained)
     if not readable.all():
         # unreadable rows get the models' prior: their mean prediction over the training images
-        oof = np.load(run.dir / "oof.npz")
+        oof = read_npz(run.dir / "oof.npz", hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
         cat[~readable] = np.nanmean(oof["category"], axis=0)
         attr[~readable] = np.nanmean(oof["attributes"], axis=0)
         print(f"predict: {int((~readable).sum())} unreadable test image(s) predicted from the model prior")

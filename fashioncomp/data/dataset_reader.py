@@ -6,7 +6,9 @@
     <root>/schema.json  optional: names and attribute groups (see schema.py)
 
 Every row is checked before anything is trained; all problems are collected and reported
-together, each with its file, row and reason.
+together, each with its file, row and reason. Train images are probed cheaply (header, and the
+JPEG end marker: no pixel decoding) so that a file that is not an image stops `init`, and a
+truncated one is warned about, before training starts.
 
 Partial labels: `category_label` -1 means "category unknown for this image". In
 `attribute_label`, a token `?` (or `-1`) means "no attribute is labelled for this image", and
@@ -15,15 +17,18 @@ are left out of the losses, the metrics and the threshold search.
 """
 from __future__ import annotations
 
+import csv
 import posixpath
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fashioncomp.data.images import ImageReadError, probe_image
 from fashioncomp.data.schema import Schema
-from fashioncomp.errors import UserError
+from fashioncomp.errors import DataWarning, UserError
 
 TRAIN_COLUMNS = ["file_path", "category_label", "attribute_label"]
 TEST_COLUMNS = ["file_path"]
@@ -61,9 +66,11 @@ class _Problems:
         self.items: list[str] = []
 
     def add(self, row: int | None, message: str) -> None:
+        self.items.append(f"{self.where(row)}: {message}")
+
+    def where(self, row: int | None) -> str:
         # row numbers are 1-based data rows; the CSV line is row + 1 because of the header
-        where = f"{self.source}" if row is None else f"{self.source} row {row} (line {row + 1})"
-        self.items.append(f"{where}: {message}")
+        return f"{self.source}" if row is None else f"{self.source} row {row} (line {row + 1})"
 
     def raise_if_any(self) -> None:
         if not self.items:
@@ -77,25 +84,38 @@ class _Problems:
 
 
 def _read_csv(path: Path, expected: list[str]) -> pd.DataFrame:
+    """All fields as text. The csv module rather than pandas: pandas would silently take a first
+    column as the index when every row has one field too many."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise DatasetError(f"{path}: the file is empty (expected a header: {','.join(expected)})")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot be parsed as CSV: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{path}: the file is empty (expected a header: {','.join(expected)})") from None
-    columns = [c.strip() for c in frame.columns]
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: tolerate an Excel byte-order mark
+            reader = csv.reader(fh, strict=True, skipinitialspace=True)
+            try:
+                records = [row for row in reader if row]  # blank lines skipped
+            except csv.Error as exc:
+                raise DatasetError(f"{path}: cannot be parsed as CSV at line {reader.line_num}: {exc} "
+                                   "(unbalanced quotes?)") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: cannot be parsed as CSV: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if not records:
+        raise DatasetError(f"{path}: the file is empty (expected a header: {','.join(expected)})")
+    columns = [c.strip() for c in records[0]]
     if columns != expected:
-        raise DatasetError(
-            f"{path}: wrong header {','.join(columns)!r}; expected exactly {','.join(expected)!r}"
-        )
-    frame.columns = columns
-    if frame.empty:
+        raise DatasetError(f"{path}: wrong header {','.join(columns)!r}; expected exactly {','.join(expected)!r}")
+    rows = records[1:]
+    if not rows:
         raise DatasetError(f"{path}: has a header but no rows")
-    return frame
+    problems = _Problems(path)
+    for row, fields in enumerate(rows, start=1):
+        if len(fields) > len(expected):
+            problems.add(row, f"has {len(fields)} fields, expected {len(expected)} ({','.join(expected)}): "
+                              f"{','.join(fields)!r} (a comma inside a value needs quotes)")
+    problems.raise_if_any()
+    # missing trailing fields are empty, e.g. `a.jpg,3` = no attributes (as pandas reads it)
+    return pd.DataFrame([fields + [""] * (len(expected) - len(fields)) for fields in rows], columns=expected)
 
 
 def check_file_path(root: Path, value: str) -> str | None:
@@ -112,16 +132,40 @@ def check_file_path(root: Path, value: str) -> str | None:
     return None
 
 
-def _check_paths(frame: pd.DataFrame, root: Path, problems: _Problems, check_exists: bool) -> None:
+def _check_paths(frame: pd.DataFrame, root: Path, problems: _Problems, check_exists: bool) -> np.ndarray:
+    """Report bad paths; return a mask of the rows whose image file exists and is safe to open."""
     seen: dict[str, int] = {}
+    usable = np.zeros(len(frame), dtype=bool)
     for row, value in enumerate(frame["file_path"], start=1):
         problem = check_file_path(root, value)
         if problem and (check_exists or "does not exist" not in problem):
             problems.add(row, problem)
-        if value in seen:
-            problems.add(row, f"duplicate file_path '{value}' (first seen in row {seen[value]})")
+        usable[row - 1] = problem is None
+        same_file = posixpath.normpath(value.strip().replace("\\", "/"))  # ./a.jpg and a.jpg are one file
+        if same_file in seen:
+            problems.add(row, f"duplicate file_path '{value}' (same file as row {seen[same_file]})")
         else:
-            seen[value] = row
+            seen[same_file] = row
+    return usable
+
+
+def _probe_images(frame: pd.DataFrame, root: Path, rows: np.ndarray, problems: _Problems) -> None:
+    """Unreadable images are problems; truncated-looking ones one summarised warning."""
+    suspicious = []
+    for i in np.flatnonzero(rows):
+        rel = frame["file_path"].iat[i]
+        try:
+            warning = probe_image(root / rel)
+        except ImageReadError as exc:
+            problems.add(int(i) + 1, str(exc))
+            continue
+        if warning:
+            suspicious.append(f"{problems.where(int(i) + 1)}: '{rel}' {warning}")
+    if suspicious:
+        shown = suspicious[:MAX_LISTED_PROBLEMS]
+        more = f"\n  ... and {len(suspicious) - len(shown)} more" if len(suspicious) > len(shown) else ""
+        warnings.warn(f"{len(suspicious)} image(s) will be decoded only as far as they go:\n  "
+                      + "\n  ".join(shown) + more, DataWarning, stacklevel=3)
 
 
 def _parse_int(text: str) -> int | None:
@@ -149,14 +193,21 @@ def load_schema(root: Path, train: pd.DataFrame | None = None) -> Schema:
     return Schema.default(max(cats, default=0) + 1, max(attrs, default=-1) + 1 or 1)
 
 
-def read_train(root: Path | str, schema: Schema | None = None) -> tuple[LabelledData, Schema]:
-    """Read and validate `<root>/train.csv`; raise DatasetError listing every bad row."""
+def read_train(root: Path | str, schema: Schema | None = None,
+               check_images: bool = True) -> tuple[LabelledData, Schema]:
+    """Read and validate `<root>/train.csv`; raise DatasetError listing every bad row.
+
+    `check_images` also probes every image file (see images.probe_image); a stage reading a
+    dataset that `init` has already validated may skip it.
+    """
     root = Path(root)
     path = root / "train.csv"
     frame = _read_csv(path, TRAIN_COLUMNS)
     schema = schema or load_schema(root, frame)
     problems = _Problems(path)
-    _check_paths(frame, root, problems, check_exists=True)
+    usable = _check_paths(frame, root, problems, check_exists=True)
+    if check_images:
+        _probe_images(frame, root, usable, problems)
 
     n, n_attr = len(frame), schema.num_attributes
     categories = np.full(n, -1, dtype=np.int64)

@@ -11,13 +11,12 @@ the competition data there; the checkpoints are linked, not copied (they stay re
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from fashioncomp.config import dump_config, load_config
 from fashioncomp.data.schema import Schema
 from fashioncomp.errors import UserError
-from fashioncomp.io import write_json, write_text
+from fashioncomp.io import copy_file, write_json, write_text
 
 REQUIRED_FILES = ("config.yaml", "schema.json", "thresholds.json")
 OPTIONAL_FILES = ("oof.npz",)
@@ -62,9 +61,9 @@ def export_weights(run_dir: Path | str, out_dir: Path | str, dataset_id: str, ti
     out.mkdir(parents=True, exist_ok=True)
     for name in REQUIRED_FILES + OPTIONAL_FILES:
         if (run.dir / name).is_file():
-            shutil.copyfile(run.dir / name, out / name)
+            copy_file(run.dir / name, out / name)
     for fold, path in checkpoints.items():
-        shutil.copyfile(path, out / FLAT_CHECKPOINT.format(fold=fold))
+        copy_file(path, out / FLAT_CHECKPOINT.format(fold=fold))
     write_json(out / DATASET_METADATA, dataset_metadata(dataset_id, title))
     print(f"weights: {len(checkpoints)} fold checkpoint(s) of {run.dir} -> {out} (dataset {dataset_id})")
     return out
@@ -76,7 +75,7 @@ def _link(target: Path, link: Path) -> None:
     try:
         link.symlink_to(target.resolve())
     except OSError:  # file systems without symlinks
-        shutil.copyfile(target, link)
+        copy_file(target, link)
 
 
 def attach_weights(weights_dir: Path | str, data_root: Path | str, run_dir: Path | str) -> Path:
@@ -101,7 +100,7 @@ def attach_weights(weights_dir: Path | str, data_root: Path | str, run_dir: Path
     write_text(run_dir / "config.yaml", dump_config(config))
     for name in REQUIRED_FILES[1:] + OPTIONAL_FILES:
         if (weights / name).is_file():
-            shutil.copyfile(weights / name, run_dir / name)
+            copy_file(weights / name, run_dir / name)
     for fold, path in checkpoints.items():
         _link(path, run_dir / f"fold_{fold}" / "best.pt")
     # predictions from earlier weights in this folder would otherwise look up to date

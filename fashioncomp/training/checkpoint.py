@@ -1,28 +1,48 @@
 """Checkpoints: written atomically, read without unpickling code (weights_only=True)."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fashioncomp.io import write_atomic
 from fashioncomp.errors import UserError
+from fashioncomp.io import explain_os_error, write_stream
 
 
 class CheckpointError(UserError, RuntimeError):
-    pass
+    """A checkpoint is missing, damaged, or holds objects other than tensors and plain data."""
 
 
 def save_checkpoint(path: Path | str, state: dict[str, Any]) -> Path:
-    return write_atomic(path, lambda tmp: torch.save(state, tmp))
+    # through a Python file object: given a path, torch reports a full disk as a cryptic
+    # RuntimeError from its zip writer instead of OSError(ENOSPC)
+    return write_stream(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load tensors and plain containers only: a pickled object of any other type is refused."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(f"{path}: cannot be loaded as a checkpoint ({exc.__class__.__name__}: {exc})") from None
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # what weights_only raises for a disallowed global
+        raise CheckpointError(
+            f"{path}: refused to load: it contains pickled objects that are not plain tensors/data "
+            f"({_unsafe_detail(exc)}). Only load checkpoints you trust and that fashioncomp wrote."
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(explain_os_error(exc, path, action="read")) from None
+    except Exception as exc:  # torch raises several types for truncated or corrupt files
+        raise CheckpointError(f"{path}: damaged or not a checkpoint ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a checkpoint dictionary, found {type(state).__name__}")
+    return state
+
+
+def _unsafe_detail(exc: Exception) -> str:
+    # torch's message is a paragraph; the line naming the refused global is the useful part
+    lines = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+    return lines[0].rstrip(".") if lines else exc.__class__.__name__
