@@ -38,6 +38,11 @@ DEFAULTS: dict[str, Any] = {
         "drop_rate": 0.2,
         "colour_bins": 0,        # >0: add an embedded RGB histogram (bins^3 cells) to the features
         "colour_dim": 64,
+        "latent_k": 16,          # latent head: number of shared latent task vectors (k)
+        "latent_l1": 1.0e-4,     # latent head: L1 weight on the combination weights S
+        "latent_l2": 1.0e-4,     # latent head: squared-Frobenius weight on the latent matrix L
+        "decoder_layers": 1,     # query2label head: transformer decoder layers
+        "decoder_heads": 4,      # query2label head: attention heads (must divide head_hidden)
     },
     "loss": {
         "category": "ce",        # see fashioncomp.losses.LOSSES
@@ -48,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
         "weighting": "fixed",    # fixed | dwa | uncertainty
         "task_weights": {"category": 1.0, "attributes": 1.0},
         "dwa_temperature": 2.0,
+        "asl_gamma_neg": 4.0,    # asl: focusing parameter of the negatives
+        "asl_gamma_pos": 0.0,    # asl: focusing parameter of the positives
+        "asl_clip": 0.05,        # asl: probability margin shifted onto the negatives
     },
     "train": {
         "epochs": 10,
@@ -89,6 +97,10 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 256,
     },
 }
+
+
+# mappings whose keys are checked where they are used (task names depend on the dataset)
+FREE_FORM = {"loss.task_weights"}
 
 
 class ConfigError(UserError, ValueError):
@@ -155,7 +167,7 @@ def _check_keys(user: dict[str, Any], defaults: dict[str, Any], where: str, sour
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: '{where}{key}' must be a mapping, got {value!r}")
             # free-form mappings (e.g. backbone_kwargs) default to {} and are not checked further
-            if default:
+            if default and f"{where}{key}" not in FREE_FORM:
                 _check_keys(value, default, f"{where}{key}.", source)
         elif isinstance(value, dict):
             raise ConfigError(f"{source}: '{where}{key}' is a single value (default: {default!r}), "

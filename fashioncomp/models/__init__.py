@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fashioncomp.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD
-from fashioncomp.models.heads import HEADS
+from fashioncomp.models.heads import HEADS, create_head
 from fashioncomp.tasks import Task
 from fashioncomp.errors import UserError
 
@@ -91,5 +91,5 @@ def create_model(cfg: dict[str, Any], tasks: list[Task]) -> MultiTaskNet:
     bins = int(cfg["colour_bins"])
     colour = ColourHistogram(bins, int(cfg["colour_dim"])) if bins > 0 else None
     in_features = backbone.num_features + (int(cfg["colour_dim"]) if colour is not None else 0)
-    head = HEADS[head_name](in_features=in_features, tasks=tasks, drop_rate=cfg["drop_rate"], hidden=cfg["head_hidden"])
+    head = create_head(cfg, in_features, tasks)
     return MultiTaskNet(backbone, head, colour)
