@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument("--folds", type=_folds, help="train only these folds, e.g. 0,2")
             stage.add_argument("--no-progress", action="store_true", help="hide the tqdm bars")
     for stage in sub.choices.values():
-        stage.add_argument("--run", required=True, help="run directory, e.g. runs/default")
+        stage.add_argument("--run", "--run-dir", dest="run", required=True,
+                           help="run directory, e.g. runs/default (--run-dir is the same; use it under torchrun, "
+                                "whose parser takes --run for its --run-path)")
     return parser
 
 

@@ -37,6 +37,7 @@ from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.postprocessing.thresholds import tune_thresholds
 from fashioncomp.tasks import build_tasks
+from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint
 from fashioncomp.training.train import FoldInputs, amp_dtype_for, pick_device, train_fold
 
@@ -171,23 +172,27 @@ def stage_split(run: Run, force: bool = False) -> np.ndarray:
 
 def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bool = False,
                 progress: bool = True) -> None:
+    dist = distributed.setup()  # no-op unless started by torchrun
     data = run.train_data()
     folds = run.folds(data)
-    images, _ = run.images(data.file_paths)
-    device = pick_device()
+    with distributed.main_first():  # rank 0 builds the image cache, then the other ranks open it
+        images, _ = run.images(data.file_paths)
+    device = dist.device()
     wanted = list(range(run.n_folds)) if folds_to_train is None else list(folds_to_train)
     for fold in wanted:
         if not 0 <= fold < run.n_folds:
             raise ConfigError(f"--folds: fold {fold} does not exist (this run has folds 0..{run.n_folds - 1})")
         out = run.fold_dir(fold)
-        if force:
+        if force and dist.is_main:
             for name in ("done.json", "last.pt", "best.pt", "metrics.csv"):
                 (out / name).unlink(missing_ok=True)
+        distributed.barrier()
         if (out / "done.json").is_file() and (out / "best.pt").is_file():
-            print(f"train: fold {fold} already trained ({out})")
+            distributed.print_main(f"train: fold {fold} already trained ({out})")
             continue
         inputs = FoldInputs(images, data, run.schema, run.tasks, np.flatnonzero(folds != fold), np.flatnonzero(folds == fold))
-        print(f"train: fold {fold}: {len(inputs.train_index)} train / {len(inputs.val_index)} val images on {device}")
+        distributed.print_main(f"train: fold {fold}: {len(inputs.train_index)} train / {len(inputs.val_index)} val "
+                               f"images on {device}" + (f" x {dist.world_size} processes" if dist.enabled else ""))
         train_fold(run.config, inputs, fold, out, device, progress=progress)
 
 

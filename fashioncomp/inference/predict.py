@@ -28,6 +28,14 @@ def check_tta(views: Sequence[str]) -> None:
         raise ConfigError(f"predict.tta: unknown or empty views {unknown or views}; choose from {sorted(TTA_VIEWS)}")
 
 
+def read_rows(images: Any, rows: np.ndarray) -> np.ndarray:
+    """Images `rows` as one [B, S, S, 3] array: one fancy-index read from an array or memmap,
+    one decode per row from FileImages."""
+    if isinstance(images, np.ndarray):
+        return np.ascontiguousarray(images[rows])
+    return np.stack([np.asarray(images[int(r)]) for r in rows])
+
+
 @torch.inference_mode()
 def predict_probs(
     model: nn.Module,
@@ -48,7 +56,7 @@ def predict_probs(
     n_views = len(tta)
     for start in range(0, len(index), batch_size):
         rows = index[start:start + batch_size]
-        batch = torch.from_numpy(np.stack([np.asarray(images[int(r)]) for r in rows])).permute(0, 3, 1, 2)
+        batch = torch.from_numpy(read_rows(images, rows)).permute(0, 3, 1, 2)  # NHWC viewed as NCHW
         x = to_model_input(batch, device, channels_last)
         x = torch.cat([TTA_VIEWS[v](x) for v in tta]) if n_views > 1 else TTA_VIEWS[tta[0]](x)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

@@ -1,8 +1,13 @@
 """Train one fold: a plain PyTorch loop.
 
-Per epoch: shuffle (seeded by epoch), augment, forward all tasks, combine task losses, step
-AdamW and the warm-up + cosine schedule (per step), then validate on the held-out fold, log a
-metrics row, keep the best checkpoint and stop early when the score stops improving.
+Per epoch: shuffle (seeded by epoch), augment (seeded by epoch and row), forward all tasks,
+combine task losses, step AdamW and the warm-up + cosine schedule (per step), then validate on
+the held-out fold, log a metrics row, keep the best checkpoint and stop early when the score
+stops improving. The DataLoader and its workers live for the whole fold.
+
+Across processes (`torchrun`, see fashioncomp.training.distributed) each rank trains on its own
+shard of every epoch under DistributedDataParallel; losses are summed over the ranks, rank 0
+validates and writes the files, and every rank receives its metrics.
 
 Resuming: `last.pt` is written atomically after every epoch with everything needed to go on
 (model, optimizer, scheduler, EMA, weighting, history, RNG state). Every source of randomness is
@@ -12,35 +17,39 @@ resumed ends, on CPU in deterministic mode, with exactly the metrics of an unint
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fashioncomp.config import patience_for
 from fashioncomp.data.dataset_reader import LabelledData
 from fashioncomp.data.schema import Schema
-from fashioncomp.data.torch_dataset import ImageTargetsDataset, to_model_input
+from fashioncomp.data.torch_dataset import ImageTargetsDataset, create_train_loader, to_model_input
 from fashioncomp.data.transforms import create_train_transform
 from fashioncomp.inference.predict import predict_probs
 from fashioncomp.io import write_csv, write_json
 from fashioncomp.losses import create_task_losses
-from fashioncomp.losses.weighting import create_weighting
+from fashioncomp.losses.weighting import TaskWeighting, create_weighting
 from fashioncomp.metrics import score_all
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.tasks import Task, encode_targets
+from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint, save_checkpoint
 from fashioncomp.training.mixing import mix_batch
+
+# debugging aid: a directory where every rank writes the rows it trained on, per epoch
+TRACE_ROWS_ENV = "FASHIONCOMP_TRACE_ROWS"
 
 
 @dataclass
@@ -55,6 +64,32 @@ class FoldInputs:
     val_index: np.ndarray
 
 
+@dataclass
+class Optimisation:
+    """What one training step needs besides the batch."""
+
+    model: torch.nn.Module          # the bare network (its state is what checkpoints hold)
+    forward: torch.nn.Module        # what the batch goes through: model, DDP(model) and/or compiled
+    task_losses: dict[str, torch.nn.Module]
+    weighting: TaskWeighting
+    optimizer: torch.optim.Optimizer
+    scheduler: CosineLRScheduler
+    scaler: torch.amp.GradScaler
+    ema: ModelEmaV3 | None
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    train_cfg: dict[str, Any]
+    steps_per_epoch: int
+
+
+@dataclass
+class EpochResult:
+    mean_losses: dict[str, float]   # per task, averaged over the steps of every rank
+    train_loss: float
+    steps: int                      # this rank's optimizer steps
+    rows: np.ndarray                # dataset rows this rank trained on, in order
+
+
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -62,7 +97,8 @@ def pick_device() -> torch.device:
 def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
     if not enabled or device.type != "cuda":
         return None  # CPU autocast is slower than fp32 for these convnets
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # emulated bf16 (e.g. T4, P100) is slow: use fp16 + GradScaler there
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 def seed_everything(seed: int) -> None:
@@ -94,11 +130,89 @@ def evaluate(model: torch.nn.Module, inputs: FoldInputs, cfg: dict[str, Any], de
     return score_all(val.categories, cat_proba, val.attributes, attr_pred, inputs.schema.groups, val.attribute_known)
 
 
+def create_optimisation(cfg: dict[str, Any], model: torch.nn.Module, tasks: list[Task],
+                        class_freq: dict[str, torch.Tensor], steps_per_epoch: int, device: torch.device,
+                        amp_dtype: torch.dtype | None) -> Optimisation:
+    """Losses, task weighting, AdamW, warm-up + cosine schedule (per step), grad scaler, EMA."""
+    tcfg = cfg["train"]
+    task_losses = create_task_losses(cfg["loss"], tasks, class_freq)
+    weighting = create_weighting(cfg["loss"], tasks).to(device)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, tcfg["weight_decay"]) + [{"params": list(weighting.parameters()), "weight_decay": 0.0}],
+        lr=tcfg["lr"],
+    )
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=tcfg["epochs"] * steps_per_epoch,
+        warmup_t=int(tcfg["warmup_epochs"] * steps_per_epoch),
+        warmup_lr_init=tcfg["lr"] * 0.01,
+        lr_min=tcfg["lr"] * tcfg["min_lr_ratio"],
+        t_in_epochs=False,
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    ema = ModelEmaV3(model, decay=tcfg["ema_decay"]) if tcfg["ema"] else None
+    return Optimisation(model, model, task_losses, weighting, optimizer, scheduler, scaler, ema, device, amp_dtype,
+                        tcfg, steps_per_epoch)
+
+
+def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch: int,
+                    mix_rng: np.random.Generator) -> EpochResult:
+    """One pass over `batches` (dicts with uint8 NHWC "image", "targets", "masks", "row")."""
+    tcfg, device = opt.train_cfg, opt.device
+    names = list(opt.task_losses)
+    bar = batches if isinstance(batches, tqdm) and not batches.disable else None
+    opt.forward.train()  # the DDP / compiled wrapper and the model inside it
+    # per-task losses, then the total, summed on the device: no host sync per step
+    sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=device)
+    rows: list[torch.Tensor] = []
+    n_steps = 0
+    for batch in batches:
+        x = to_model_input(batch["image"].permute(0, 3, 1, 2), device, tcfg["channels_last"])
+        tgt = {k: v.to(device, non_blocking=True) for k, v in batch["targets"].items()}
+        msk = {k: v.to(device, non_blocking=True) for k, v in batch["masks"].items()}
+        x, tgt, msk = mix_batch(x, tgt, msk, tcfg, mix_rng)
+        with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
+            logits = opt.forward(x)
+        losses = {name: fn(logits[name], tgt[name], msk[name]) for name, fn in opt.task_losses.items()}
+        loss = opt.weighting(losses)
+        extra = opt.model.head.regularization()
+        if extra is not None:
+            loss = loss + extra
+        opt.optimizer.zero_grad(set_to_none=True)
+        opt.scaler.scale(loss).backward()
+        distributed.average_gradients(opt.weighting.parameters())
+        if tcfg["grad_clip"]:
+            opt.scaler.unscale_(opt.optimizer)
+            torch.nn.utils.clip_grad_norm_(opt.model.parameters(), tcfg["grad_clip"])
+        opt.scaler.step(opt.optimizer)
+        opt.scaler.update()
+        n_steps += 1
+        step = epoch * opt.steps_per_epoch + n_steps
+        opt.scheduler.step_update(step)
+        if opt.ema is not None:
+            opt.ema.update(opt.model, step=step)
+        sums += torch.stack([losses[n].detach().float() for n in names] + [loss.detach().float()]).double()
+        rows.append(batch["row"])
+        if bar is not None and (n_steps % 10 == 0 or n_steps == len(bar)):
+            bar.set_postfix(loss=f"{sums[-1].item() / n_steps:.4f}")
+    totals = distributed.sum_across_ranks(sums.tolist() + [n_steps], device)
+    all_steps = max(totals[-1], 1)
+    return EpochResult(
+        mean_losses={name: totals[i] / all_steps for i, name in enumerate(names)},
+        train_loss=totals[len(names)] / all_steps, steps=n_steps,
+        rows=torch.cat(rows).numpy() if rows else np.zeros(0, dtype=np.int64),
+    )
+
+
 def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path,
                device: torch.device | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) one fold; write best.pt, last.pt, metrics.csv; return the best row."""
+    """Train (or resume) one fold; write best.pt, last.pt, metrics.csv; return the best row.
+
+    Under torchrun every rank calls this; `device` is then each rank's own.
+    """
     tcfg = cfg["train"]
-    device = device or pick_device()
+    ctx = distributed.setup()
+    device = ctx.device() if ctx.enabled else (device or pick_device())
     amp_dtype = amp_dtype_for(device, tcfg["amp"])
     if tcfg["threads"]:
         torch.set_num_threads(int(tcfg["threads"]))
@@ -110,128 +224,113 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     model = create_model(cfg["model"], inputs.tasks).to(device)
     if tcfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if tcfg["compile"] else model
 
     targets, masks = encode_targets(inputs.data, inputs.tasks)
     transform = create_train_transform(cfg["augment"], seed=base_seed)
-    train_set = ImageTargetsDataset(inputs.images, inputs.train_index, targets, masks, transform)
-    batch_size = min(tcfg["batch_size"], len(train_set))
-    workers = int(cfg["data"]["num_workers"])
+    train_set = ImageTargetsDataset(inputs.images, inputs.train_index, targets, masks, transform, aug_seed=base_seed)
+    batch_size = min(tcfg["batch_size"], len(train_set) // ctx.world_size)
+    # the permutation of epoch e is seeded by base_seed + e + 1
+    loader = create_train_loader(train_set, batch_size, int(cfg["data"]["num_workers"]), seed=base_seed + 1,
+                                 rank=ctx.rank, world_size=ctx.world_size, pin_memory=device.type == "cuda")
+    steps_per_epoch = max(1, len(loader))
 
-    task_losses = create_task_losses(cfg["loss"], inputs.tasks, class_frequencies(targets, masks, inputs.train_index))
-    weighting = create_weighting(cfg["loss"], inputs.tasks).to(device)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, tcfg["weight_decay"]) + [{"params": list(weighting.parameters()), "weight_decay": 0.0}],
-        lr=tcfg["lr"],
-    )
-    steps_per_epoch = max(1, len(train_set) // batch_size)
-    scheduler = CosineLRScheduler(
-        optimizer,
-        t_initial=tcfg["epochs"] * steps_per_epoch,
-        warmup_t=int(tcfg["warmup_epochs"] * steps_per_epoch),
-        warmup_lr_init=tcfg["lr"] * 0.01,
-        lr_min=tcfg["lr"] * tcfg["min_lr_ratio"],
-        t_in_epochs=False,
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    ema = ModelEmaV3(model, decay=tcfg["ema_decay"]) if tcfg["ema"] else None
+    opt = create_optimisation(cfg, model, inputs.tasks, class_frequencies(targets, masks, inputs.train_index),
+                              steps_per_epoch, device, amp_dtype)
+    optimizer, weighting, ema = opt.optimizer, opt.weighting, opt.ema
 
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     history: list[dict[str, Any]] = []
     start_epoch, best_score, bad_epochs = 0, -math.inf, 0
     if last_path.is_file():
-        state = load_checkpoint(last_path, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        weighting.load_state_dict(state["weighting"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        history, best_score, bad_epochs = state["history"], state["best_score"], state["bad_epochs"]
-        start_epoch = state["epoch"] + 1
-        print(f"fold {fold}: resuming after epoch {state['epoch'] + 1} (best score {best_score:.4f})")
+        history, best_score, bad_epochs = load_training_state(last_path, opt)
+        start_epoch = len(history)
+        distributed.print_main(f"fold {fold}: resuming after epoch {start_epoch} (best score {best_score:.4f})")
+
+    # wrapped after loading: DDP starts every rank from rank 0's weights
+    opt.forward = distributed.wrap_model(model, device)
+    opt.forward = torch.compile(opt.forward) if tcfg["compile"] else opt.forward
 
     patience, min_delta = patience_for(tcfg), tcfg["min_delta"]
     for epoch in range(start_epoch, tcfg["epochs"]):
         if bad_epochs >= patience:
             break
         epoch_seed = base_seed + epoch + 1
-        seed_everything(epoch_seed)
-        transform.set_random_seed(epoch_seed)
-        mix_rng = np.random.default_rng(epoch_seed)
-        loader = DataLoader(
-            train_set, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-            generator=torch.Generator().manual_seed(epoch_seed), pin_memory=device.type == "cuda",
-            persistent_workers=False,
-        )
-        model.train()
+        seed_everything(epoch_seed + 7919 * ctx.rank)  # dropout and mixing differ between ranks
+        mix_rng = np.random.default_rng([epoch_seed, ctx.rank])
+        loader.sampler.set_epoch(epoch)
         started = time.time()
-        sums: dict[str, float] = {t.name: 0.0 for t in inputs.tasks}
-        total_sum, n_steps = 0.0, 0
-        bar = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{tcfg['epochs']}", disable=not progress, leave=False)
-        for batch in bar:
-            x = to_model_input(batch["image"], device, tcfg["channels_last"])
-            tgt = {k: v.to(device, non_blocking=True) for k, v in batch["targets"].items()}
-            msk = {k: v.to(device, non_blocking=True) for k, v in batch["masks"].items()}
-            x, tgt, msk = mix_batch(x, tgt, msk, tcfg, mix_rng)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = forward(x)
-            losses = {name: fn(logits[name], tgt[name], msk[name]) for name, fn in task_losses.items()}
-            loss = weighting(losses)
-            extra = model.head.regularization()
-            if extra is not None:
-                loss = loss + extra
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tcfg["grad_clip"]:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
-            scaler.step(optimizer)
-            scaler.update()
-            n_steps += 1
-            scheduler.step_update(epoch * steps_per_epoch + n_steps)
-            if ema is not None:
-                ema.update(model, step=epoch * steps_per_epoch + n_steps)
-            for name, value in losses.items():
-                sums[name] += float(value.detach())
-            total_sum += float(loss.detach())
-            bar.set_postfix(loss=f"{total_sum / n_steps:.4f}")
-        mean_losses = {name: s / max(n_steps, 1) for name, s in sums.items()}
+        batches = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{tcfg['epochs']}",
+                       disable=not (progress and ctx.is_main), leave=False)
+        result = train_one_epoch(opt, batches, epoch, mix_rng)
+        trace_rows(fold, epoch, ctx.rank, result.rows)
         weights_used = weighting.weights()
-        weighting.end_epoch(mean_losses)
+        weighting.end_epoch(result.mean_losses)
 
         eval_model = ema.module if ema is not None else model
-        metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype)
-        row = {"epoch": epoch + 1, "train_loss": total_sum / max(n_steps, 1), "lr": optimizer.param_groups[0]["lr"],
+        metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main else None
+        metrics = distributed.broadcast_from_main(metrics)
+        row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"],
                "seconds": round(time.time() - started, 2)}
-        row.update({f"loss/{k}": v for k, v in mean_losses.items()})
+        row.update({f"loss/{k}": v for k, v in result.mean_losses.items()})
         row.update({f"weight/{k}": v for k, v in weights_used.items()})
         row.update({f"val/{k}": v for k, v in metrics.items()})
         history.append(row)
         improved = metrics["score"] > best_score + min_delta
         if improved:
             best_score, bad_epochs = metrics["score"], 0
-            save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
         else:
             bad_epochs += 1
-        write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
-        save_checkpoint(last_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "weighting": weighting.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-            "epoch": epoch, "history": history, "best_score": best_score, "bad_epochs": bad_epochs,
-            "torch_rng": torch.get_rng_state(),
-        })
-        print(
-            f"fold {fold} epoch {epoch + 1}: loss {row['train_loss']:.4f}  "
-            f"val cat-acc {metrics['category_accuracy']:.4f}  attr mean-F1 {metrics['attribute_mean_f1']:.4f}  "
-            f"score {metrics['score']:.4f}{'  *' if improved else ''}  ({row['seconds']:.0f}s)",
-            flush=True,
-        )
+        if ctx.is_main:
+            if improved:
+                save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
+            write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
+            save_training_state(last_path, opt, history, best_score, bad_epochs)
+            print(
+                f"fold {fold} epoch {epoch + 1}: loss {row['train_loss']:.4f}  "
+                f"val cat-acc {metrics['category_accuracy']:.4f}  attr mean-F1 {metrics['attribute_mean_f1']:.4f}  "
+                f"score {metrics['score']:.4f}{'  *' if improved else ''}  ({row['seconds']:.0f}s)",
+                flush=True,
+            )
     best_row = max(history, key=lambda r: r["val/score"])
-    write_json(out_dir / "done.json", {"fold": fold, "best_epoch": best_row["epoch"], "best": best_row,
-                                       "epochs_run": len(history)})
+    if ctx.is_main:
+        write_json(out_dir / "done.json", {"fold": fold, "best_epoch": best_row["epoch"], "best": best_row,
+                                           "epochs_run": len(history), "world_size": ctx.world_size})
+    distributed.barrier()  # no rank starts the next fold before rank 0 has written this one
     return best_row
+
+
+def save_training_state(path: Path, opt: Optimisation, history: list[dict[str, Any]], best_score: float,
+                        bad_epochs: int) -> None:
+    """Everything needed to go on after epoch len(history) (RNGs are re-seeded per epoch)."""
+    save_checkpoint(path, {
+        "model": opt.model.state_dict(), "optimizer": opt.optimizer.state_dict(),
+        "scheduler": opt.scheduler.state_dict(), "weighting": opt.weighting.state_dict(),
+        "scaler": opt.scaler.state_dict(), "ema": opt.ema.state_dict() if opt.ema is not None else None,
+        "epoch": len(history) - 1, "history": history, "best_score": best_score, "bad_epochs": bad_epochs,
+        "torch_rng": torch.get_rng_state(),
+    })
+
+
+def load_training_state(path: Path, opt: Optimisation) -> tuple[list[dict[str, Any]], float, int]:
+    """Restore `opt` from `path` (before any DDP wrapping); return (history, best score, bad epochs)."""
+    state = load_checkpoint(path, opt.device)
+    opt.model.load_state_dict(state["model"])
+    opt.optimizer.load_state_dict(state["optimizer"])
+    opt.scheduler.load_state_dict(state["scheduler"])
+    opt.weighting.load_state_dict(state["weighting"])
+    if state.get("scaler"):
+        opt.scaler.load_state_dict(state["scaler"])
+    if opt.ema is not None and state.get("ema") is not None:
+        opt.ema.load_state_dict(state["ema"])
+    return state["history"], state["best_score"], state["bad_epochs"]
+
+
+def trace_rows(fold: int, epoch: int, rank: int, rows: np.ndarray) -> None:
+    """With $FASHIONCOMP_TRACE_ROWS set, write the rows this rank trained on (checks sharding)."""
+    folder = os.environ.get(TRACE_ROWS_ENV)
+    if folder:
+        write_json(Path(folder) / f"fold{fold}_epoch{epoch + 1}_rank{rank}.json", rows.tolist())
 
 
 def class_frequencies(targets: dict[str, np.ndarray], masks: dict[str, np.ndarray],
