@@ -150,7 +150,8 @@ def create_optimisation(cfg: dict[str, Any], model: torch.nn.Module, tasks: list
         t_in_epochs=False,
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    ema = ModelEmaV3(model, decay=tcfg["ema_decay"]) if tcfg["ema"] else None
+    # decay warm-up: a short run has too few steps for a fixed 0.998 to forget the initial weights
+    ema = ModelEmaV3(model, decay=tcfg["ema_decay"], use_warmup=True) if tcfg["ema"] else None
     return Optimisation(model, model, task_losses, weighting, optimizer, scheduler, scaler, ema, device, amp_dtype,
                         tcfg, steps_per_epoch)
 
