@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import pandas as pd
 import yaml
 
-from fashioncomp.cli import run_cli
+from fashioncomp.cli import fold_list, run_cli
 from fashioncomp.config import ConfigError, load_config
 from fashioncomp.io import write_text
 
@@ -177,15 +177,6 @@ def run_ablation(config_path: Path | str | None, variants: dict[str, list[str]],
     return results
 
 
-def _folds(text: str) -> list[int] | None:
-    if text.strip() == "all":
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--folds expects 'all' or comma-separated integers like 0,2; got '{text}'") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fashioncomp.ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variants", default=str(DEFAULT_VARIANTS),
                         help="variants YAML file, or comma-separated names from configs/ablation_variants.yaml")
     parser.add_argument("--data", required=True, help="dataset root (train.csv, images, schema.json)")
-    parser.add_argument("--folds", type=_folds, default=[0], help="folds to train: 0,1 or all (default: 0)")
+    parser.add_argument("--folds", type=fold_list, default=[0], help="folds to train: 0,1 or all (default: 0)")
     parser.add_argument("--out", default="docs/ablation.md", help="Markdown table to write (default: docs/ablation.md)")
     parser.add_argument("--runs", default="runs", help="runs root; variants go to <runs>/ablation-<name>/")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

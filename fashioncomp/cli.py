@@ -56,11 +56,14 @@ def run_cli(action: Callable[[], Any]) -> int:
     return 0
 
 
-def _folds(text: str) -> list[int]:
+def fold_list(text: str) -> list[int] | None:
+    """`--folds` value: "0,2" -> [0, 2]; "all" -> None (every fold)."""
+    if text.strip() == "all":
+        return None
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--folds expects comma-separated integers like 0,2; got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"--folds expects 'all' or comma-separated integers like 0,2; got '{text}'") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=text)
         stage.add_argument("--force", action="store_true", help="redo the stage even if its outputs are up to date")
         if name == "train":
-            stage.add_argument("--folds", type=_folds, help="train only these folds, e.g. 0,2")
+            stage.add_argument("--folds", type=fold_list, help="train only these folds, e.g. 0,2 (default: all)")
             stage.add_argument("--no-progress", action="store_true", help="hide the tqdm bars")
     for stage in sub.choices.values():
         stage.add_argument("--run", "--run-dir", dest="run", required=True,
