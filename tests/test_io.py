@@ -346,3 +346,12 @@ def test_every_writer_in_the_package_is_atomic():
             offenders += [f"fashioncomp/{relative}:{line}" for line in lines]
     assert not offenders, ("write these through fashioncomp.io (write_text/write_csv/write_npz/write_stream/"
                            "write_atomic/atomic_path/copy_file): " + ", ".join(offenders))
+
+
+def test_atomic_outputs_get_the_mode_of_a_plain_open(tmp_path):
+    from fashioncomp.io import write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    written = write_text(tmp_path / "atomic.txt", "x")
+    assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

@@ -56,8 +56,16 @@ def mlp(in_features: int, hidden: int, drop_rate: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Dropout(drop_rate))
 
 
+class TaskHeads(nn.Module):
+    """Base of every head: `forward(features) -> {task: logits}`, plus an optional extra loss."""
+
+    def regularization(self) -> torch.Tensor | None:
+        """A term added to the training loss (e.g. the latent head's sparsity), or None."""
+        return None
+
+
 @register_head("linear")
-class LinearHeads(nn.Module):
+class LinearHeads(TaskHeads):
     """Global average pooling, dropout, then one linear layer per task."""
 
     def __init__(self, in_features: int, tasks: list[Task], drop_rate: float = 0.0, hidden: int = 256,
@@ -70,12 +78,9 @@ class LinearHeads(nn.Module):
         pooled = self.dropout(global_pool(features))
         return {name: head(pooled) for name, head in self.heads.items()}
 
-    def regularization(self) -> torch.Tensor | None:
-        return None
-
 
 @register_head("shared_mlp")
-class SharedMLPHeads(nn.Module):
+class SharedMLPHeads(TaskHeads):
     """Pooled features -> one hidden layer shared by every task -> one linear layer per task."""
 
     def __init__(self, in_features: int, tasks: list[Task], drop_rate: float = 0.0, hidden: int = 256,
@@ -89,12 +94,9 @@ class SharedMLPHeads(nn.Module):
         shared = self.shared(self.dropout(global_pool(features)))
         return {name: head(shared) for name, head in self.heads.items()}
 
-    def regularization(self) -> torch.Tensor | None:
-        return None
-
 
 @register_head("private_mlp")
-class PrivateMLPHeads(nn.Module):
+class PrivateMLPHeads(TaskHeads):
     """Pooled features -> a private hidden layer and output layer per task."""
 
     def __init__(self, in_features: int, tasks: list[Task], drop_rate: float = 0.0, hidden: int = 256,
@@ -109,12 +111,9 @@ class PrivateMLPHeads(nn.Module):
         pooled = self.dropout(global_pool(features))
         return {name: head(pooled) for name, head in self.heads.items()}
 
-    def regularization(self) -> torch.Tensor | None:
-        return None
-
 
 @register_head("latent")
-class LatentTaskHeads(nn.Module):
+class LatentTaskHeads(TaskHeads):
     """Factorised multi-task layer after Abdulnabi et al. 2015 ("Multi-task CNN model for
     attribute prediction").
 
@@ -166,7 +165,7 @@ def sine_position_encoding(height: int, width: int, dim: int, device: torch.devi
 
 
 @register_head("query2label")
-class Query2LabelHeads(nn.Module):
+class Query2LabelHeads(TaskHeads):
     """Query2Label-style head (Liu et al. 2021), with one learned query per task.
 
     The feature map is projected to d_model = `hidden`, a 2-D sine position encoding is added,
@@ -201,6 +200,3 @@ class Query2LabelHeads(nn.Module):
         queries = self.queries.to(memory.dtype).unsqueeze(0).expand(memory.shape[0], -1, -1)
         decoded = self.decoder(queries, memory)                        # [B, tasks, d]
         return {name: self.heads[name](decoded[:, i]) for i, name in enumerate(self.names)}
-
-    def regularization(self) -> torch.Tensor | None:
-        return None
