@@ -29,7 +29,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from fashioncomp.cli import run_cli
 from fashioncomp.data.dataset_reader import LabelledData
 from fashioncomp.errors import UserError
-from fashioncomp.io import read_json, write_atomic, write_text
+from fashioncomp.io import read_json, read_npz, write_atomic, write_text
 from fashioncomp.metrics import per_attribute_f1, score_all
 from fashioncomp.pipeline import Run, is_fresh
 from fashioncomp.postprocessing.decode import decode_attributes
@@ -129,8 +129,7 @@ def _load_oof(run: Run, missing: list[str]) -> OOF | None:
     labels = _load_labels(run, missing)
     if labels is None:
         return None
-    with np.load(path) as npz:
-        oof = {key: npz[key] for key in npz.files}
+    oof = read_npz(path)
     if list(oof["file_path"]) != labels.file_paths:
         missing.append(f"`oof.npz` rows do not match {run.data_root / 'train.csv'} (rerun {_command(run, 'oof', ' --force')})")
         return None
@@ -175,8 +174,7 @@ def load_context(run_dir: Path | str) -> ReportContext:
                                      "no tuned thresholds, so no tuned scores or tuning gain")
     test_probs = None
     if (run.dir / "test_probs.npz").is_file():
-        with np.load(run.dir / "test_probs.npz") as npz:
-            test_probs = {key: npz[key] for key in npz.files}
+        test_probs = read_npz(run.dir / "test_probs.npz")
     else:
         missing.append(f"`test_probs.npz`: not written yet (run {_command(run, 'predict')}); no test-set summary")
     return ReportContext(run, run.dir / FIGURE_DIR, folds, oof, oof_scores, thresholds, test_probs, missing)

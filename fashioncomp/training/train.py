@@ -91,7 +91,8 @@ class EpochResult:
 
 
 def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The GPU if there is one (this rank's own under torchrun), else the CPU."""
+    return distributed.current().device()
 
 
 def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
