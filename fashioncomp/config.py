@@ -23,6 +23,10 @@ DEFAULTS: dict[str, Any] = {
         "cache": True,           # decode + resize once into a memory-mapped uint8 array
         "num_workers": 0,        # DataLoader workers; 0 = load in the main process (fast with the cache)
         "use_groups": True,      # predict multiclass attribute groups with a softmax each
+        "schema": None,          # a schema.json to use instead of <root>/schema.json
+        "discover_groups": True, # no groups in the schema: find mutually exclusive attributes in the labels
+        "group_tolerance": 0.01, # discovery: share of an attribute's images that may clash (label noise)
+        "group_min_evidence": 5.0,  # discovery: expected clashes if independent, needed to call a set a group
     },
     "split": {
         "n_folds": 5,
@@ -90,7 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "thresholds": {
         "metric": "mcc",         # mcc | f1
         "min_positives": 10,
-        "at_least_one": False,
+        "at_least_one": "auto",  # every image gets its most probable attribute; auto = if every training image has one
     },
     "predict": {
         "tta": ["none", "hflip"],
@@ -101,6 +105,8 @@ DEFAULTS: dict[str, Any] = {
 
 # mappings whose keys are checked where they are used (task names depend on the dataset)
 FREE_FORM = {"loss.task_weights"}
+# switches that may also be "auto": decided from the data when the stage runs
+AUTO_SWITCHES = {"thresholds.at_least_one"}
 
 
 class ConfigError(UserError, ValueError):
@@ -135,6 +141,10 @@ _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str:
 def _check_value(value: Any, default: Any, name: str, source: str) -> Any:
     """`value` as the type of its default (numbers given as strings, e.g. '1e-3', are parsed)."""
     kind = type(default)
+    if name in AUTO_SWITCHES:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ConfigError(f"{source}: '{name}' must be true, false or auto (default: {default!r}), got {value!r}")
     if default is None or kind not in _TYPE_NAMES:  # untyped keys (default None) take any value
         return value
     if isinstance(value, bool) or kind is bool:  # a bool is an int to Python, not to a config

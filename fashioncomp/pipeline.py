@@ -28,6 +28,7 @@ from fashioncomp.data.dataset_reader import DatasetError, LabelledData, read_tes
 from fashioncomp.data.images import ImageReadError, build_image_cache, probe_image
 from fashioncomp.data.torch_dataset import FileImages
 from fashioncomp.errors import DataWarning
+from fashioncomp.data.group_discovery import describe_groups, with_discovered_groups
 from fashioncomp.data.schema import Schema
 from fashioncomp.data.split import fold_balance, make_folds
 from fashioncomp.inference.predict import check_tta, predict_probs
@@ -35,6 +36,7 @@ from fashioncomp.io import read_json, read_npz, write_csv, write_json, write_npz
 from fashioncomp.metrics import attribute_mean_f1, per_attribute_f1, score_all
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
+from fashioncomp.postprocessing.mean_f1_search import refine_for_mean_f1
 from fashioncomp.postprocessing.thresholds import tune_thresholds
 from fashioncomp.tasks import build_tasks
 from fashioncomp.training import distributed
@@ -127,7 +129,22 @@ def init_run(run_dir: Path | str, data_root: Path | str, config_path: Path | str
     config["data"]["root"] = str(Path(data_root).resolve())
     check_tta(config["predict"]["tta"])
     data_root = Path(config["data"]["root"])
-    _, schema = read_train(data_root)  # validates every row before anything is written
+    data_cfg = config["data"]
+    declared = None
+    if data_cfg["schema"] is not None:
+        data_cfg["schema"] = str(Path(data_cfg["schema"]).resolve())
+        if not Path(data_cfg["schema"]).is_file():
+            raise ConfigError(f"data.schema: file not found: {data_cfg['schema']}")
+        declared = Schema.load(Path(data_cfg["schema"]))
+    data, schema = read_train(data_root, declared)  # validates every row before anything is written
+    if data_cfg["discover_groups"] and data_cfg["use_groups"] and not schema.groups:
+        schema = with_discovered_groups(schema, data.attributes, data.attribute_known,
+                                        data_cfg["group_tolerance"], data_cfg["group_min_evidence"])
+        print(f"init: the schema declares no attribute groups; found {len(schema.groups)} in the training labels "
+              f"(tolerance {data_cfg['group_tolerance']}, data.discover_groups: false turns this off):")
+        for line in describe_groups(schema):
+            print(f"  {line}")
+        print(f"  edit {run_dir / 'schema.json'} and pass it back with --set data.schema=FILE to override")
     if (data_root / "test.csv").is_file():
         read_test(data_root)  # test.csv header, paths and duplicates too, before any training
     text = dump_config(config)
@@ -247,6 +264,18 @@ def _format_scores(scores: dict[str, float]) -> str:
     return "  ".join(f"{k} {scores[k]:.4f}" for k in keys if k in scores)
 
 
+THRESHOLD_METRICS = ("mcc", "f1", "mean_f1")
+
+
+def resolve_at_least_one(setting: bool | str, data: LabelledData) -> bool:
+    """`thresholds.at_least_one`: true/false as given; auto = true iff every training image
+    with known attributes has at least one."""
+    if setting != "auto":
+        return bool(setting)
+    rows = data.attribute_known.all(axis=1)
+    return bool(rows.any() and data.attributes[rows].any(axis=1).all())
+
+
 def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     out = run.dir / "thresholds.json"
     oof_path = run.dir / "oof.npz"
@@ -254,37 +283,62 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
         print(f"thresholds: {out} is up to date")
         return read_json(out)
     cfg = run.config["thresholds"]
-    if cfg["metric"] not in ("mcc", "f1"):
-        raise ConfigError(f"thresholds.metric must be 'mcc' or 'f1', got {cfg['metric']!r}")
+    if cfg["metric"] not in THRESHOLD_METRICS:
+        raise ConfigError(f"thresholds.metric must be one of {', '.join(THRESHOLD_METRICS)}, got {cfg['metric']!r}")
     oof = read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
     data = run.train_data()
+    at_least_one = resolve_at_least_one(cfg["at_least_one"], data)
     covered = ~np.isnan(oof["category"][:, 0])
     sub = data.subset(np.flatnonzero(covered))
     proba = oof["attributes"][covered]
-    result = tune_thresholds(sub.attributes, proba, metric=cfg["metric"], min_positives=cfg["min_positives"],
+    per_attribute_metric = "f1" if cfg["metric"] == "mean_f1" else cfg["metric"]
+    result = tune_thresholds(sub.attributes, proba, metric=per_attribute_metric, min_positives=cfg["min_positives"],
                              mask=sub.attribute_known)
     groups = run.decode_groups
+    thresholds = result.thresholds
+    if cfg["metric"] == "mean_f1":
+        thresholds = refine_for_mean_f1(sub.attributes, proba, thresholds, groups, at_least_one, sub.attribute_known)
     at_half = decode_attributes(proba, 0.5, groups)
-    tuned = decode_attributes(proba, result.thresholds, groups, at_least_one=cfg["at_least_one"])
+    tuned = decode_attributes(proba, thresholds, groups, at_least_one=at_least_one)
     f1_half = attribute_mean_f1(sub.attributes, at_half, sub.attribute_known)
     f1_tuned = attribute_mean_f1(sub.attributes, tuned, sub.attribute_known)
     tuned_scores = score_all(sub.categories, oof["category"][covered], sub.attributes, tuned, run.schema.groups,
                              sub.attribute_known)
+    per_attr_f1 = per_attribute_f1(sub.attributes, tuned, sub.attribute_known)
+    positives = (sub.attributes.astype(bool) & sub.attribute_known).sum(axis=0)
+    # an attribute with positives that out-of-fold predictions never get right was not learned
+    unlearned = [j for j in range(run.schema.num_attributes) if positives[j] > 0 and not per_attr_f1[j] > 0]
+    argmax = sorted(i for g in groups for i in g.indices)
     report = {
         "metric": cfg["metric"],
-        "thresholds": [float(t) for t in result.thresholds],
+        "thresholds": [float(t) for t in thresholds],
         "global_threshold": float(result.global_threshold),
         "fallback": [bool(f) for f in result.fallback],
-        "decoded_by_group_argmax": sorted(i for g in groups for i in g.indices),
-        "at_least_one": bool(cfg["at_least_one"]),
+        "decoded_by_group_argmax": argmax,
+        "at_least_one": at_least_one,
+        "at_least_one_setting": cfg["at_least_one"],
         "oof_mean_f1_at_0.5": f1_half,
         "oof_mean_f1_tuned": f1_tuned,
         "oof_scores_tuned": tuned_scores,
-        "per_attribute_f1_tuned": [None if math.isnan(v) else float(v) for v in per_attribute_f1(sub.attributes, tuned, sub.attribute_known)],
+        "per_attribute_f1_tuned": [None if math.isnan(v) else float(v) for v in per_attr_f1],
+        "unlearned": unlearned,
     }
     write_json(out, report)
+    names = run.schema.attributes
+    thresholded = [j for j in range(run.schema.num_attributes) if j not in argmax]
     print(f"thresholds ({cfg['metric']}): OOF attribute mean-F1 at 0.5 {f1_half:.4f} -> tuned {f1_tuned:.4f}; "
-          f"{int(result.fallback.sum())} rare attribute(s) use the global threshold {result.global_threshold:.2f}")
+          f"{int(result.fallback[thresholded].sum())} rare attribute(s) use the global threshold {result.global_threshold:.2f}")
+    if argmax:
+        print(f"  {len(argmax)} attribute(s) in multiclass groups are decoded by the group's argmax")
+    if thresholded:
+        print("  per-attribute thresholds: " + ", ".join(f"{names[j]} {thresholds[j]:.2f}" for j in thresholded))
+    why = "set in the config" if cfg["at_least_one"] != "auto" else (
+        "every training image has an attribute" if at_least_one else "some training images have none")
+    print(f"  at least one attribute per image: {'yes' if at_least_one else 'no'} ({why})")
+    if unlearned:
+        print("warning: never predicted right out of fold (not learned): "
+              + ", ".join(f"{names[j]} ({int(positives[j])} positives)" for j in unlearned)
+              + "; try loss.attribute=asl, more epochs or a larger image size")
     print("CV (tuned): " + _format_scores(tuned_scores))
     return report
 

@@ -63,6 +63,8 @@ def encode_targets(data: LabelledData, tasks: list[Task]) -> tuple[dict[str, np.
         elif task.is_multiclass:
             cols = list(task.attribute_indices)
             member = data.attributes[:, cols].astype(np.float32)
+            # a row with several members (label noise in a discovered group) splits its mass
+            member /= np.maximum(member.sum(axis=1, keepdims=True), 1.0)
             none = 1.0 - member.sum(axis=1, keepdims=True)
             targets[task.name] = np.concatenate([member, none], axis=1)
             masks[task.name] = data.attribute_known[:, cols].all(axis=1)

@@ -1,4 +1,5 @@
 """One end-to-end run of every stage on a tiny synthetic set with timm's tiny test_resnet."""
+import json
 import subprocess
 import sys
 import time
@@ -55,3 +56,30 @@ def test_run_all_end_to_end_and_resume(tiny_dataset, tmp_path):
     assert again.returncode == 0, again.stderr
     assert "fold 0 already trained" in again.stdout and "oof: " in again.stdout and "is up to date" in again.stdout
     assert (run / "fold_0" / "best.pt").stat().st_mtime == mtime
+
+
+def test_run_without_schema_reports_what_it_decided(dataset_copy, tmp_path):
+    """No schema.json: groups are found in the labels, and the run says what it decided."""
+    (dataset_copy / "schema.json").unlink()
+    cmd = ["bash", str(REPO / "pipelines" / "run_all.sh"), "--data", str(dataset_copy),
+           "--config", str(REPO / "configs" / "default.yaml"), "--name", "noschema",
+           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "subs"),
+           "--set", "model.backbone=test_resnet", "--set", "train.epochs=1", "--set", "split.n_folds=2",
+           "--set", "data.image_size=32", "--set", "thresholds.metric=mean_f1"]
+    env = {"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "the schema declares no attribute groups; found 1 in the training labels" in out
+    assert "group1 (multiclass, found in the labels): attribute_16, attribute_17" in out
+    assert "per-attribute thresholds: attribute_0 " in out
+    assert "at least one attribute per image: yes (every training image has an attribute)" in out
+
+    run = tmp_path / "runs" / "noschema"
+    saved = Schema.load(run / "schema.json")
+    assert [(g.indices, g.discovered) for g in saved.groups] == [((16, 17), True)]
+    thresholds = json.loads((run / "thresholds.json").read_text())
+    assert thresholds["metric"] == "mean_f1" and thresholds["at_least_one"] is True
+    assert thresholds["at_least_one_setting"] == "auto" and thresholds["decoded_by_group_argmax"] == [16, 17]
+    attr = pd.read_csv(tmp_path / "subs" / "noschema" / "attribute.csv", keep_default_na=False, dtype=str)
+    assert all(text.strip() for text in attr["attribute_label"])  # the at-least-one rule held

@@ -243,7 +243,7 @@ def read_train(root: Path | str, schema: Schema | None = None,
                     attributes[i, value] = 1
         for group in schema.multiclass_groups:
             present = [schema.attributes[j] for j in group.indices if attributes[i, j]]
-            if len(present) > 1:
+            if len(present) > 1 and not group.discovered:  # a discovered group tolerates label noise
                 problems.add(row, f"attributes {present} are all in multiclass group '{group.name}', which allows at most one")
     problems.raise_if_any()
     # a positive label wins over an "unknown" marker for the same attribute

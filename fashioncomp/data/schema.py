@@ -37,6 +37,9 @@ class AttributeGroup:
     name: str
     type: str  # "multiclass" or "multilabel"
     indices: tuple[int, ...]
+    # found in the training labels (see group_discovery): the labels may break exclusivity on a
+    # few rows (noise), which is then tolerated instead of rejected
+    discovered: bool = False
 
     @property
     def is_multiclass(self) -> bool:
@@ -74,7 +77,8 @@ class Schema:
             "categories": list(self.categories),
             "attributes": list(self.attributes),
             "attribute_groups": {
-                g.name: {"type": g.type, "attributes": [self.attributes[i] for i in g.indices]}
+                g.name: {"type": g.type, "attributes": [self.attributes[i] for i in g.indices],
+                         **({"discovered": True} if g.discovered else {})}
                 for g in self.groups
             },
         }
@@ -121,7 +125,10 @@ class Schema:
                 indices.append(member)
             if not indices:
                 raise SchemaError(f"{where}: has no attributes")
-            groups.append(AttributeGroup(str(name), gtype, tuple(indices)))
+            discovered = spec.get("discovered", False)
+            if not isinstance(discovered, bool):
+                raise SchemaError(f"{where}: 'discovered' must be true or false, got {discovered!r}")
+            groups.append(AttributeGroup(str(name), gtype, tuple(indices), discovered))
         return Schema(tuple(categories), tuple(attributes), tuple(groups))
 
     @staticmethod

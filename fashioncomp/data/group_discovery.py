@@ -1,0 +1,109 @@
+"""Attribute groups found in the training labels, for a dataset whose schema declares none.
+
+Attributes that (almost) never appear on the same image, although their frequencies say they
+would often meet if they were independent, fill one label slot: gender, colour, usage, season.
+Such a set becomes a multiclass group (one softmax over its members plus "none"), which the
+ablation in docs/ablation.md shows is worth far more than independent sigmoids.
+
+Two numbers decide, both config values (`data.group_tolerance`, `data.group_min_evidence`):
+
+- tolerance: the share of an attribute's images that may also carry another member of its
+  group (label noise). 0 demands strict exclusivity.
+- evidence: a member joins a group only if, were it independent of the group, it would be
+  expected on at least this many of the group's images (n_i * n_group / N). Two rare attributes
+  that never meet by chance are not a group; a rare colour beside the common colours is.
+
+The search is greedy: seed a group with the exclusive pair of most evidence, grow it with the
+exclusive attribute of most evidence, and repeat on what is left.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from fashioncomp.data.schema import AttributeGroup, Schema
+
+__all__ = ["discover_groups", "with_discovered_groups", "describe_groups"]
+
+
+def discover_groups(attributes: np.ndarray, known: np.ndarray | None = None, tolerance: float = 0.01,
+                    min_evidence: float = 5.0) -> list[tuple[int, ...]]:
+    """Mutually exclusive attribute sets in a 0/1 label matrix ``[N, A]``.
+
+    Only rows whose attributes are all known are counted. Returns the groups (each sorted,
+    two members or more), ordered by their first attribute index.
+    """
+    y = np.asarray(attributes).astype(bool)
+    if y.ndim != 2:
+        raise ValueError(f"attributes must be [N, A], got shape {y.shape}")
+    if known is not None:
+        y = y[np.asarray(known, dtype=bool).all(axis=1)]
+    n_rows, n_attr = y.shape
+    if n_rows == 0 or n_attr < 2:
+        return []
+    yf = y.astype(np.float64)
+    counts = yf.sum(axis=0)
+    co = yf.T @ yf
+    # pairwise exclusivity: each side loses at most `tolerance` of its images to the other
+    exclusive = co <= tolerance * np.minimum(counts[:, None], counts[None, :])
+    exclusive &= (counts[:, None] > 0) & (counts[None, :] > 0)
+    np.fill_diagonal(exclusive, False)
+
+    remaining = set(np.flatnonzero(counts > 0).tolist())
+    groups: list[tuple[int, ...]] = []
+    while True:
+        seed = _best_seed(remaining, exclusive, counts, n_rows, min_evidence)
+        if seed is None:
+            break
+        members = list(seed)
+        covered = y[:, members].any(axis=1)
+        while True:
+            best, best_evidence = None, min_evidence
+            for i in sorted(remaining - set(members)):
+                if not exclusive[i, members].all():
+                    continue
+                clash = float((y[:, i] & covered).sum())
+                evidence = counts[i] * covered.sum() / n_rows
+                if clash <= tolerance * counts[i] and evidence >= best_evidence:
+                    best, best_evidence = i, evidence
+            if best is None:
+                break
+            members.append(best)
+            covered |= y[:, best]
+        groups.append(tuple(sorted(members)))
+        remaining -= set(members)
+    return sorted(groups)
+
+
+def _best_seed(remaining: set[int], exclusive: np.ndarray, counts: np.ndarray, n_rows: int,
+               min_evidence: float) -> tuple[int, int] | None:
+    best, best_evidence = None, min_evidence
+    for i in sorted(remaining):
+        for j in sorted(remaining):
+            if j <= i or not exclusive[i, j]:
+                continue
+            evidence = counts[i] * counts[j] / n_rows
+            if evidence >= best_evidence:
+                best, best_evidence = (i, j), evidence
+    return best
+
+
+def with_discovered_groups(schema: Schema, attributes: np.ndarray, known: np.ndarray | None,
+                           tolerance: float, min_evidence: float) -> Schema:
+    """`schema` with the groups found in the labels (a schema that declares groups is kept)."""
+    if schema.groups:
+        return schema
+    found = discover_groups(attributes, known, tolerance, min_evidence)
+    groups = tuple(AttributeGroup(f"group{k}", "multiclass", members, discovered=True)
+                   for k, members in enumerate(found, start=1))
+    return Schema(schema.categories, schema.attributes, groups)
+
+
+def describe_groups(schema: Schema, groups: Sequence[AttributeGroup] | None = None) -> list[str]:
+    """One line per group: `name (multiclass, found in the labels): a, b, c`."""
+    lines = []
+    for g in schema.groups if groups is None else groups:
+        how = f"{g.type}, found in the labels" if g.discovered else g.type
+        lines.append(f"{g.name} ({how}): {', '.join(schema.attributes[i] for i in g.indices)}")
+    return lines

@@ -1,0 +1,26 @@
+"""The logistic-regression reference."""
+import numpy as np
+import pandas as pd
+
+from fashioncomp.baselines.logreg import LogRegReference, image_features, main
+from fashioncomp.data.dataset_reader import read_test, read_train
+
+
+def test_features_and_fit_learn_the_training_labels(tiny_dataset):
+    data, _ = read_train(tiny_dataset, check_images=False)
+    x = image_features(tiny_dataset, data.file_paths)
+    assert x.shape == (len(data), 24 * 24 * 3 + 12 * 4 * 4)
+    assert np.allclose(x[:, -192:].sum(axis=1), 1.0)  # the HSV histogram is normalised
+    model = LogRegReference(c=1.0).fit(x, data)
+    categories, attributes = model.predict(x)
+    assert np.mean(categories == data.categories) > 0.9
+    assert attributes.shape == data.attributes.shape and attributes.dtype == bool
+    assert np.mean(attributes == data.attributes.astype(bool)) > 0.9
+
+
+def test_command_writes_a_valid_submission(tiny_dataset, tmp_path, capsys):
+    assert main(["--data", str(tiny_dataset), "--out", str(tmp_path / "lr")]) == 0
+    cat = pd.read_csv(tmp_path / "lr" / "category.csv")
+    attr = pd.read_csv(tmp_path / "lr" / "attribute.csv", keep_default_na=False, dtype=str)
+    assert list(cat["file_path"]) == read_test(tiny_dataset) == list(attr["file_path"])
+    assert "logreg reference: 96 training images" in capsys.readouterr().out
