@@ -1,6 +1,7 @@
 """The run report on a tiny real run (test_resnet, 2 folds, 1 epoch), complete and partial."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from fashioncomp.io import read_json
 from fashioncomp.metrics import score_all
 from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp import report
-from fashioncomp.report import main, write_report
+from fashioncomp.report import load_context, main, section_label_decisions, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 OVERRIDES = ["model.backbone=test_resnet", "train.epochs=1", "split.n_folds=2", "data.image_size=32"]
@@ -190,6 +191,105 @@ def test_many_attributes_are_split_over_several_figures(full_run, full_report, t
     n_parts = -(-full_run.schema.num_attributes // 8)
     names = {p.name for p in _check_links(run_dir, text)}
     assert {f"attribute_f1_{k}.png" for k in range(1, n_parts + 1)} <= names and "attribute_f1.png" not in names
+
+
+def _section(markdown: str, title: str) -> str:
+    """The text of one `## title` section, up to the next section."""
+    return markdown.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_label_decisions_follow_the_summary_and_the_stage_outputs(full_run, full_report):
+    headings = re.findall(r"^## (.+)$", full_report, flags=re.M)
+    assert headings[:3] == ["Summary", "Label decisions", "Gains"]
+    section = _section(full_report, "Label decisions")
+    schema = full_run.schema
+    for group in schema.groups:  # the synthetic dataset declares its groups in schema.json
+        members = ", ".join(schema.attributes[i] for i in group.indices)
+        assert f"- **{group.name}** ({group.type}, declared in the schema): {members}" in section
+    assert "found in the labels" not in section and "data.schema" not in section
+    thresholds = read_json(full_run.dir / "thresholds.json")
+    assert f"- threshold metric: **{thresholds['metric']}**" in section
+    argmax = set(thresholds["decoded_by_group_argmax"])
+    assert argmax == {i for g in schema.multiclass_groups for i in g.indices}
+    group_of = {i: g.name for g in schema.groups for i in g.indices}
+    for i, name in enumerate(schema.attributes):
+        expected = [] if i in argmax else [[name, group_of.get(i, "—"), f"{thresholds['thresholds'][i]:.2f}",
+                                            "yes" if thresholds["fallback"][i] else "no"]]
+        assert _table_rows(section, name) == expected, name
+    assert f"{schema.num_attributes - len(argmax)} of {schema.num_attributes} attributes are decided by a threshold" \
+        in section
+
+
+def _edit_json(path: Path, edit) -> None:
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw))
+
+
+def test_label_decisions_of_discovered_groups_and_unlearned_attributes(full_run, full_report, tmp_path):
+    run_dir = _copy_without(full_run, tmp_path / "discovered")
+    discovered = full_run.schema.groups[0].name
+
+    def mark(raw):
+        raw["attribute_groups"][discovered]["discovered"] = True
+
+    def decide(raw):
+        raw.update(at_least_one=False, at_least_one_setting="auto", unlearned=[0, 2])
+
+    _edit_json(run_dir / "schema.json", mark)
+    _edit_json(run_dir / "thresholds.json", decide)
+    section = _section(write_report(run_dir).read_text(), "Label decisions")
+    first, *others = full_run.schema.groups
+    assert f"- **{first.name}** ({first.type}, found in the labels): " in section
+    for group in others:
+        assert f"- **{group.name}** ({group.type}, declared in the schema): " in section
+    assert "inferred from the training labels" in section
+    assert f"(`{run_dir / 'schema.json'}`) and pass it back with `--set data.schema=FILE`" in section
+    assert "`--set data.discover_groups=false` turns discovery off" in section
+    assert "- at least one attribute per image: **off** (auto: off because some training images have none)" in section
+    names = full_run.schema.attributes
+    assert (f"**Warning: not learned: {names[0]}, {names[2]} (never predicted right out of fold: try "
+            "loss.attribute=asl, more epochs or a larger image size).**") in section
+
+
+@pytest.mark.parametrize("setting, applied, reason", [
+    ("auto", True, "auto: on because every training image has at least one attribute"),
+    ("auto", False, "auto: off because some training images have none"),
+    (True, True, "set in the config (`thresholds.at_least_one: true`)"),
+    (False, False, "set in the config (`thresholds.at_least_one: false`)"),
+    (None, True, "how it was chosen is not recorded in this run's `thresholds.json`"),  # thresholds.json of an older run
+])
+def test_label_decisions_explain_the_at_least_one_rule(full_run, full_report, setting, applied, reason):
+    ctx = load_context(full_run.dir)
+    ctx.thresholds.update(at_least_one=applied, at_least_one_setting=setting)
+    if setting is None:
+        del ctx.thresholds["at_least_one_setting"]
+    section = section_label_decisions(ctx)
+    assert f"- at least one attribute per image: **{'on' if applied else 'off'}** ({reason})" in section
+
+
+def test_label_decisions_without_groups_thresholds_or_unlearned(full_run, full_report):
+    ctx = load_context(full_run.dir)
+    ctx.run.schema = ctx.run.schema.without_groups()
+    ctx.thresholds["decoded_by_group_argmax"] = []
+    del ctx.thresholds["unlearned"]  # an older run
+    section = section_label_decisions(ctx)
+    assert "no attribute groups: every attribute is an independent sigmoid with its own threshold" in section
+    assert "**Warning" not in section and "does not record which attributes were never learned" in section
+    n = full_run.schema.num_attributes
+    assert f"{n} of {n} attributes are decided by a threshold." in section
+    t = ctx.thresholds
+    assert any(t["fallback"])  # rare attributes of the tiny run: the "yes" side is shown too
+    for i, name in enumerate(full_run.schema.attributes):
+        assert _table_rows(section, name) == [[name, "—", f"{t['thresholds'][i]:.2f}",
+                                               "yes" if t["fallback"][i] else "no"]], name
+
+    ctx.thresholds["unlearned"] = []
+    assert "never learned" not in section_label_decisions(ctx)
+    ctx.thresholds["decoded_by_group_argmax"] = list(range(n))
+    assert "All attributes are decoded by their multiclass group's argmax" in section_label_decisions(ctx)
+    ctx.thresholds = None
+    assert "Not available yet: no `thresholds.json`" in section_label_decisions(ctx)
 
 
 def test_not_a_run_directory_is_a_clear_error(tmp_path, capsys):

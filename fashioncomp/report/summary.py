@@ -1,0 +1,35 @@
+"""Section "Summary": headline CV scores, what the run is, and what is missing."""
+from __future__ import annotations
+
+from fashioncomp.report.context import ReportContext
+from fashioncomp.report.markdown import HEADLINE, _table
+
+
+def section_summary(ctx: ReportContext) -> str:
+    """Headline OOF scores at 0.5 and tuned, the run's data and model, and the missing pieces."""
+    run = ctx.run
+    tuned = ctx.thresholds["oof_scores_tuned"] if ctx.thresholds else {}
+    half = ctx.oof_scores or {}
+    rows = [(label, half.get(key), tuned.get(key)) for key, label in HEADLINE]
+    trained = [s.fold for s in ctx.folds if s.has_best]
+    lines = [
+        "## Summary", "",
+        "Cross-validated scores on out-of-fold (OOF) predictions: every training image predicted by "
+        "the one fold model that did not train on it (with the configured TTA).", "",
+        _table(["metric", "OOF, threshold 0.5", "OOF, tuned thresholds"], rows), "",
+        f"- data: `{run.data_root}`; {run.schema.num_categories} categories, {run.schema.num_attributes} "
+        f"attributes, {len(run.schema.groups)} attribute groups",
+        f"- model: `{run.config['model']['backbone']}` at {run.config['data']['image_size']} px, "
+        f"TTA {list(run.config['predict']['tta'])}, thresholds tuned on {run.config['thresholds']['metric']}",
+        f"- folds with a `best.pt`: {len(trained)} of {run.n_folds}"
+        + (f" (fold {', '.join(map(str, trained))})" if 0 < len(trained) < run.n_folds else ""),
+    ]
+    if ctx.oof is not None:
+        lines.append(f"- OOF rows: {len(ctx.oof.labels)} of {ctx.oof.total_rows}")
+    if ctx.test_probs is not None:
+        lines.append(f"- test predictions: {len(ctx.test_probs['file_path'])} images, mean of "
+                     f"{len(ctx.test_probs['folds'])} fold model(s)")
+    if ctx.missing:
+        lines += ["", "**Missing or incomplete** (the sections below use what exists):", ""]
+        lines += [f"- {item}" for item in ctx.missing]
+    return "\n".join(lines)
