@@ -1,6 +1,7 @@
 """Command line of the pipeline's stages: python -m fashioncomp <stage> --run runs/<name> ...
 
     init        --run R --data DIR [--config FILE] [--set key=value ...]
+    plan        --run R [--force]          (only with a budget: budget.minutes)
     split       --run R [--force]
     train       --run R [--folds 0,2] [--force]
     oof         --run R [--force]
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from typing import Any, Callable, TextIO
 
@@ -75,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--config", help="recipe YAML (see configs/)")
     init.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config value, e.g. --set train.epochs=3 (repeatable)")
-    for name, text in [("split", "multilabel stratified k-fold -> folds.csv"),
+    for name, text in [("plan", "probe this machine and fit folds, image size and epochs into budget.minutes"),
+                       ("split", "multilabel stratified k-fold -> folds.csv"),
                        ("train", "train one network per fold"),
                        ("oof", "out-of-fold predictions and CV scores"),
                        ("thresholds", "tune per-attribute thresholds on OOF"),
@@ -92,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def timed(run_dir: str, stage: str, action: Callable[[], Any]) -> int:
+    """`run_cli(action)`, adding the stage's wall time to the run's timings.json when it succeeds."""
+    from fashioncomp import STARTED
+    from fashioncomp.budget.timings import record_stage_time
+
+    code = run_cli(action)
+    if code == 0:  # from the process start: the imports of torch and timm are part of the stage's cost
+        record_stage_time(run_dir, stage, time.perf_counter() - STARTED)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
@@ -106,10 +120,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{run.schema.num_attributes} attributes, {len(run.schema.groups)} groups)")
             return run
         run = pipeline.Run(args.run)
+        if args.stage == "plan":
+            from fashioncomp.budget.stage import stage_plan
+
+            return stage_plan(run, force=args.force)
         if args.stage == "train":
             return pipeline.stage_train(run, args.folds, args.force, progress=not args.no_progress)
         stages = {"split": pipeline.stage_split, "oof": pipeline.stage_oof,
                   "thresholds": pipeline.stage_thresholds, "predict": pipeline.stage_predict}
         return stages[args.stage](run, force=args.force)
 
-    return run_cli(action)
+    return timed(args.run, args.stage, action)

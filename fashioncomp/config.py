@@ -96,6 +96,16 @@ DEFAULTS: dict[str, Any] = {
         "min_positives": 10,
         "at_least_one": "auto",  # every image gets its most probable attribute; auto = if every training image has one
     },
+    "budget": {
+        "minutes": None,         # wall-clock budget of the whole pipeline; None = train.epochs as given
+        "folds": [],             # fold counts the planner may choose; [] = split.n_folds (pinned)
+        "image_sizes": [],       # image sizes the planner may choose; [] = data.image_size (pinned)
+        "min_epochs": 1,
+        "max_epochs": 100,
+        "target_epochs": 15,     # epochs per fold preferred over a larger image or more folds
+        "safety": 0.92,          # share of the budget planned; the rest absorbs drift
+        "fixed_seconds": 20.0,   # image cache, thresholds, submission, report (stage start-ups are measured)
+    },
     "predict": {
         "tta": ["none", "hflip"],
         "batch_size": 256,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashioncomp.cli import run_cli
+from fashioncomp.cli import timed
 from fashioncomp.io import read_json, read_npz
 from fashioncomp.pipeline import Run
 from fashioncomp.postprocessing.decode import decode_attributes, decode_category
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="run directory, e.g. runs/default")
     parser.add_argument("--out", default="submissions", help="submissions root (default: submissions)")
     args = parser.parse_args(argv)
-    return run_cli(lambda: make_submission(Run(args.run), args.out))
+    return timed(args.run, "submission", lambda: make_submission(Run(args.run), args.out))
 
 
 if __name__ == "__main__":

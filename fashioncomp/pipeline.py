@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 import yaml
 
+from fashioncomp.budget.planner import Plan, apply_plan, limits_from_config
+from fashioncomp.budget.schedule import schedule_fold
 from fashioncomp.config import ConfigError, dump_config, load_config
 from fashioncomp.data.dataset_reader import DatasetError, LabelledData, read_test, read_train
 from fashioncomp.data.images import ImageReadError, build_image_cache, probe_image
@@ -41,7 +43,7 @@ from fashioncomp.postprocessing.thresholds import tune_thresholds
 from fashioncomp.tasks import build_tasks
 from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint
-from fashioncomp.training.train import FoldInputs, amp_dtype_for, pick_device, train_fold
+from fashioncomp.training.train import FoldInputs, amp_dtype_for, logged_epoch_seconds, pick_device, train_fold
 
 
 def is_fresh(outputs: Sequence[Path], inputs: Sequence[Path]) -> bool:
@@ -60,7 +62,11 @@ class Run:
         config_path = self.dir / "config.yaml"
         if not config_path.is_file():
             raise ConfigError(f"{self.dir} is not a run directory (no config.yaml); create it with `python -m fashioncomp init`")
-        self.config: dict[str, Any] = load_config(config_path)
+        # the recipe as saved; a budget plan (plan.json) sets its folds, image size and epochs
+        self.recipe_config: dict[str, Any] = load_config(config_path)
+        plan_path = self.dir / "plan.json"
+        self.plan = Plan.from_dict(read_json(plan_path)) if plan_path.is_file() else None
+        self.config = apply_plan(self.recipe_config, self.plan) if self.plan else self.recipe_config
         self.data_root = Path(self.config["data"]["root"])
         self.schema = Schema.from_dict(read_json(self.dir / "schema.json"), str(self.dir / "schema.json"))
         self.tasks = build_tasks(self.schema, self.config["data"]["use_groups"])
@@ -174,7 +180,8 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
 
 def stage_split(run: Run, force: bool = False) -> np.ndarray:
     data = run.train_data()
-    if not force and is_fresh([run.folds_csv], [run.data_root / "train.csv", run.dir / "config.yaml"]):
+    if not force and is_fresh([run.folds_csv], [run.data_root / "train.csv", run.dir / "config.yaml",
+                                                 run.dir / "plan.json"]):
         print(f"split: {run.folds_csv} is up to date")
         return run.folds(data)
     cfg = run.config["split"]
@@ -201,7 +208,7 @@ def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bo
             raise ConfigError(f"--folds: fold {fold} does not exist (this run has folds 0..{run.n_folds - 1})")
         out = run.fold_dir(fold)
         if force and dist.is_main:
-            for name in ("done.json", "last.pt", "best.pt", "metrics.csv"):
+            for name in ("done.json", "last.pt", "best.pt", "metrics.csv", "budget.json"):
                 (out / name).unlink(missing_ok=True)
         distributed.barrier()
         if (out / "done.json").is_file() and (out / "best.pt").is_file():
@@ -210,7 +217,17 @@ def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bo
         inputs = FoldInputs(images, data, run.schema, run.tasks, np.flatnonzero(folds != fold), np.flatnonzero(folds == fold))
         distributed.print_main(f"train: fold {fold}: {len(inputs.train_index)} train / {len(inputs.val_index)} val "
                                f"images on {device}" + (f" x {dist.world_size} processes" if dist.enabled else ""))
-        train_fold(run.config, inputs, fold, out, device, progress=progress)
+        cfg, time_limit = run.config, None
+        if run.plan is not None:
+            folds_left = sum(not (run.fold_dir(k) / "done.json").is_file() for k in range(run.n_folds))
+            limits = limits_from_config(run.recipe_config["budget"], run.n_folds, run.plan.image_size)
+            logged = [s for k in range(run.n_folds) for s in logged_epoch_seconds(run.fold_dir(k))]
+            epochs, time_limit = schedule_fold(run.plan, limits, out, sum(logged), len(logged),
+                                               sum(logged_epoch_seconds(out)), folds_left)
+            cfg = {**cfg, "train": {**cfg["train"], "epochs": epochs}}
+            distributed.print_main(f"train: fold {fold}: budget allows {epochs} epoch(s) (planned {run.plan.epochs}), "
+                                   f"at most {time_limit / 60:.1f} min")
+        train_fold(cfg, inputs, fold, out, device, progress=progress, time_limit=time_limit)
 
 
 def _trained_folds(run: Run) -> list[int]:

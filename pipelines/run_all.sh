@@ -9,6 +9,7 @@
 # Options: --data DIR  --config FILE  --name NAME  --runs DIR (default runs)
 #          --out DIR (submissions root, default submissions)  --folds 0,2  --force
 #          --set key=value (repeatable config override)
+#          --budget 20m (plan folds, image size and epochs so the whole run ends within it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
@@ -25,7 +26,8 @@ while [[ $# -gt 0 ]]; do
     --folds) folds="$2"; shift 2 ;;
     --force) force=(--force); shift ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --budget) overrides+=(--set "budget.minutes=$2"); shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run_all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,6 +45,8 @@ started=$SECONDS
 
 echo "== init $run"
 "$PYTHON" -m fashioncomp init --run "$run" --data "$data" --config "$config" ${overrides[@]+"${overrides[@]}"}
+echo "== plan"
+"$PYTHON" -m fashioncomp plan --run "$run" ${force[@]+"${force[@]}"}
 echo "== split"
 "$PYTHON" -m fashioncomp split --run "$run" ${force[@]+"${force[@]}"}
 echo "== train"

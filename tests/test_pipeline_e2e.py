@@ -83,3 +83,28 @@ def test_run_without_schema_reports_what_it_decided(dataset_copy, tmp_path):
     assert thresholds["at_least_one_setting"] == "auto" and thresholds["decoded_by_group_argmax"] == [16, 17]
     attr = pd.read_csv(tmp_path / "subs" / "noschema" / "attribute.csv", keep_default_na=False, dtype=str)
     assert all(text.strip() for text in attr["attribute_label"])  # the at-least-one rule held
+
+
+def test_run_all_with_a_budget_plans_and_ends_within_it(tiny_dataset, tmp_path):
+    budget = 150  # seconds, for the whole pipeline (about 100 of them start-ups on a busy 2-core machine)
+    cmd = ["bash", str(REPO / "pipelines" / "run_all.sh"), "--data", str(tiny_dataset),
+           "--config", str(REPO / "configs" / "default.yaml"), "--name", "budget",
+           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "subs"), "--budget", f"{budget}s",
+           "--set", "model.backbone=test_resnet", "--set", "data.image_size=32", "--set", "budget.folds=[2, 3]",
+           "--set", "budget.max_epochs=30"]
+    env = {"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}
+    started = time.time()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    wall = time.time() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert wall <= budget * 1.10, f"{wall:.0f}s for a {budget}s budget"
+    assert "plan (probe" in done.stdout and "budget allows" in done.stdout
+    run = tmp_path / "runs" / "budget"
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["folds"] in (2, 3) and 1 <= plan["epochs"] <= 30
+    assert (run / "fold_0" / "budget.json").is_file()
+    report = (run / "report.md").read_text()
+    time_section = report.split("## Time")[1].split("\n## ")[0]
+    assert "| train |" in time_section and "| **total** |" in time_section
+    timings = json.loads((run / "timings.json").read_text())
+    assert {"init", "plan", "split", "train", "oof", "thresholds", "predict", "submission"} <= set(timings)

@@ -200,7 +200,7 @@ def _section(markdown: str, title: str) -> str:
 
 def test_label_decisions_follow_the_summary_and_the_stage_outputs(full_run, full_report):
     headings = re.findall(r"^## (.+)$", full_report, flags=re.M)
-    assert headings[:3] == ["Summary", "Label decisions", "Gains"]
+    assert headings[:4] == ["Summary", "Label decisions", "Time", "Gains"]
     section = _section(full_report, "Label decisions")
     schema = full_run.schema
     for group in schema.groups:  # the synthetic dataset declares its groups in schema.json

@@ -20,9 +20,10 @@ import datetime
 from pathlib import Path
 from typing import Callable
 
-from fashioncomp.cli import run_cli
+from fashioncomp.cli import timed
 from fashioncomp.io import write_text
 from fashioncomp.report.attributes import section_attributes
+from fashioncomp.report.budget import section_time
 from fashioncomp.report.confusion import section_confusion
 from fashioncomp.report.context import (DPI, FIGURE_DIR, MAX_BARS_PER_FIGURE, OOF, FoldState, ReportContext,
                                         load_context)
@@ -40,12 +41,12 @@ __all__ = [
     "SECTIONS", "SERIES_COLOURS", "FoldState", "ReportContext", "load_context", "main", "plot_attribute_f1",
     "plot_confusion", "plot_fold_curves", "plot_folds_overview", "plot_group_scores", "section_attributes",
     "section_confusion", "section_folds", "section_gains", "section_groups", "section_label_decisions",
-    "section_summary", "write_report",
+    "section_summary", "section_time", "write_report",
 ]
 
 SECTIONS: tuple[Callable[[ReportContext], str], ...] = (
-    section_summary, section_label_decisions, section_gains, section_folds, section_confusion, section_attributes,
-    section_groups,
+    section_summary, section_label_decisions, section_time, section_gains, section_folds, section_confusion,
+    section_attributes, section_groups,
 )
 
 
@@ -71,4 +72,4 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory, e.g. runs/default")
     args = parser.parse_args(argv)
-    return run_cli(lambda: print(f"report: {write_report(args.run)}"))
+    return timed(args.run, "report", lambda: print(f"report: {write_report(args.run)}"))

@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,6 +117,19 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def logged_epoch_seconds(fold_dir: Path) -> list[float]:
+    """Seconds of every finished epoch of a fold, from its metrics.csv ([] if none)."""
+    path = fold_dir / "metrics.csv"
+    return [float(s) for s in pd.read_csv(path)["seconds"]] if path.is_file() else []
+
+
+def next_epoch_fits(epoch_seconds: Sequence[float], time_limit: float | None) -> bool:
+    """Whether one more epoch, as long as the last one, still ends within `time_limit` seconds."""
+    if time_limit is None or not epoch_seconds:
+        return True
+    return sum(epoch_seconds) + epoch_seconds[-1] <= time_limit
+
+
 def evaluate(model: torch.nn.Module, inputs: FoldInputs, cfg: dict[str, Any], device: torch.device,
              amp_dtype: torch.dtype | None) -> dict[str, float]:
     """Validation metrics at threshold 0.5 (argmax for multiclass groups)."""
@@ -207,10 +220,13 @@ def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch:
 
 
 def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path,
-               device: torch.device | None = None, progress: bool = True) -> dict[str, Any]:
+               device: torch.device | None = None, progress: bool = True,
+               time_limit: float | None = None) -> dict[str, Any]:
     """Train (or resume) one fold; write best.pt, last.pt, metrics.csv; return the best row.
 
-    Under torchrun every rank calls this; `device` is then each rank's own.
+    Under torchrun every rank calls this; `device` is then each rank's own. With `time_limit`
+    (seconds of training for this fold, resumed epochs included), no epoch starts that the
+    last epoch's duration says would end past it.
     """
     tcfg = cfg["train"]
     ctx = distributed.setup()
@@ -257,6 +273,11 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     for epoch in range(start_epoch, tcfg["epochs"]):
         if bad_epochs >= patience:
             break
+        fits = next_epoch_fits([h["seconds"] for h in history], time_limit)
+        if not distributed.broadcast_from_main(fits):  # every rank stops together
+            distributed.print_main(f"fold {fold}: stopping after epoch {epoch} of {tcfg['epochs']}: the next epoch "
+                                   f"would pass this fold's time budget ({time_limit:.0f}s; best checkpoint kept)")
+            break
         epoch_seed = base_seed + epoch + 1
         seed_everything(epoch_seed + 7919 * ctx.rank)  # dropout and mixing differ between ranks
         mix_rng = np.random.default_rng([epoch_seed, ctx.rank])
@@ -272,8 +293,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         eval_model = ema.module if ema is not None else model
         metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main else None
         metrics = distributed.broadcast_from_main(metrics)
-        row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"],
-               "seconds": round(time.time() - started, 2)}
+        row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"]}
         row.update({f"loss/{k}": v for k, v in result.mean_losses.items()})
         row.update({f"weight/{k}": v for k, v in weights_used.items()})
         row.update({f"val/{k}": v for k, v in metrics.items()})
@@ -283,9 +303,10 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
             best_score, bad_epochs = metrics["score"], 0
         else:
             bad_epochs += 1
+        if ctx.is_main and improved:
+            save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
+        row["seconds"] = round(time.time() - started, 2)  # training, validation and best.pt: what a budget pays
         if ctx.is_main:
-            if improved:
-                save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, best_score, bad_epochs)
             print(

@@ -1,0 +1,181 @@
+"""Fit a whole run into a wall-clock budget, from measured speeds.
+
+The time of every stage is modelled from two speeds measured on this machine for this recipe
+(training and inference images/s at one image size, see probe.py) and the dataset's size:
+
+    one epoch of a fold   train rows / train_ips  +  held-out rows / infer_ips   (validation)
+    OOF                   train rows x TTA views / infer_ips
+    test prediction       test rows x TTA views x folds / infer_ips
+    fixed                 process start-ups, the image cache, thresholds, submission, report
+
+Speeds scale with the pixel count when the image size changes. Among the fold counts and image
+sizes the user allows (one value pins it), the plan takes the largest image size, then the most
+folds, that still afford `target_epochs` per fold; if none does, the combination with the most
+epochs. Epochs fill what is left of `safety` x budget. During training the measured epoch time
+replaces the probe's, and the epochs of the folds not yet started are planned again
+(`replan_epochs`), so a machine slower or busier than the probe saw still ends in time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from fashioncomp.errors import UserError
+
+__all__ = ["BudgetError", "Speeds", "Workload", "Limits", "Plan", "plan_budget", "replan_epochs", "parse_duration"]
+
+
+class BudgetError(UserError, ValueError):
+    """The budget cannot hold even the smallest run."""
+
+
+@dataclass(frozen=True)
+class Speeds:
+    """Images per second at `image_size`: training (one step, augmentation included) and inference (one view)."""
+
+    train_ips: float
+    infer_ips: float
+    image_size: int
+
+    def at(self, image_size: int) -> "Speeds":
+        scale = (self.image_size / image_size) ** 2  # convnet cost grows with the pixel count
+        return Speeds(self.train_ips * scale, self.infer_ips * scale, image_size)
+
+
+@dataclass(frozen=True)
+class Workload:
+    n_train: int
+    n_test: int
+    tta_views: int
+    fixed_seconds: float = 60.0  # stage start-ups, image cache, thresholds, submission, report
+
+
+@dataclass(frozen=True)
+class Limits:
+    folds: tuple[int, ...]           # allowed fold counts (one value pins it)
+    image_sizes: tuple[int, ...]     # allowed image sizes (one value pins it)
+    min_epochs: int = 1
+    max_epochs: int = 100
+    target_epochs: int = 15          # epochs per fold worth more than a larger image or more folds
+    safety: float = 0.92             # share of the budget planned; the rest absorbs drift
+
+
+@dataclass
+class Plan:
+    budget_seconds: float
+    folds: int
+    image_size: int
+    epochs: int
+    speeds: dict[str, float]                     # the probe's speeds at the chosen size
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # planned seconds per stage
+
+    @property
+    def epoch_seconds(self) -> float:
+        return self.stage_seconds["train"] / max(1, self.folds * self.epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> "Plan":
+        return Plan(**raw)
+
+    def describe(self) -> str:
+        minutes = ", ".join(f"{k} {v / 60:.1f}" for k, v in self.stage_seconds.items())
+        return (f"budget {self.budget_seconds / 60:.1f} min -> {self.folds} folds x {self.epochs} epochs at "
+                f"{self.image_size} px (train {self.speeds['train_ips']:.0f} img/s, inference "
+                f"{self.speeds['infer_ips']:.0f} img/s); planned minutes: {minutes}")
+
+
+def epoch_seconds(speeds: Speeds, n_train: int, folds: int) -> float:
+    val_rows = n_train / folds
+    return (n_train - val_rows) / speeds.train_ips + val_rows / speeds.infer_ips
+
+
+def _fixed_stages(speeds: Speeds, work: Workload, folds: int) -> dict[str, float]:
+    return {
+        "setup and report": work.fixed_seconds,
+        "oof": work.n_train * work.tta_views / speeds.infer_ips,
+        "predict": work.n_test * work.tta_views * folds / speeds.infer_ips,
+    }
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def plan_budget(budget_seconds: float, probe: Speeds, work: Workload, limits: Limits) -> Plan:
+    """The plan for `budget_seconds`; BudgetError if not even one epoch per fold fits."""
+    usable = budget_seconds * limits.safety
+    candidates = []
+    for size in sorted(set(limits.image_sizes)):
+        speeds = probe.at(size)
+        for folds in sorted(set(limits.folds)):
+            stages = _fixed_stages(speeds, work, folds)
+            per_epoch = epoch_seconds(speeds, work.n_train, folds) * folds
+            epochs = min(limits.max_epochs, math.floor((usable - sum(stages.values())) / per_epoch))
+            candidates.append((epochs, size, folds, speeds, stages, per_epoch))
+    feasible = [c for c in candidates if c[0] >= limits.min_epochs]
+    if not feasible:
+        need = min(sum(c[4].values()) + c[5] * limits.min_epochs for c in candidates) / limits.safety
+        raise BudgetError(
+            f"a budget of {_duration(budget_seconds)} is too small: at this machine's measured speed, "
+            f"{limits.min_epochs} epoch(s) per fold plus prediction and report need at least {_duration(need)} "
+            f"(fewer folds via budget.folds or a smaller image via budget.image_sizes need less)")
+    rich = [c for c in feasible if c[0] >= limits.target_epochs]
+    epochs, size, folds, speeds, stages, per_epoch = (
+        max(rich, key=lambda c: (c[1], c[2])) if rich else max(feasible, key=lambda c: (c[0], c[1], c[2])))
+    stages = {"train": per_epoch * epochs, **stages}
+    return Plan(budget_seconds, folds, size, epochs,
+                {"train_ips": speeds.train_ips, "infer_ips": speeds.infer_ips}, stages)
+
+
+def replan_epochs(plan: Plan, train_seconds_left: float, folds_left: int, measured_epoch_seconds: float | None,
+                  limits: Limits) -> int:
+    """Epochs for each fold not yet started, from the training time left and the measured epoch time.
+
+    Never more than planned (a faster machine keeps the plan), never below `min_epochs`.
+    """
+    per_epoch = measured_epoch_seconds if measured_epoch_seconds else plan.epoch_seconds
+    if folds_left <= 0:
+        return plan.epochs
+    affordable = math.floor(train_seconds_left / (per_epoch * folds_left))
+    return max(limits.min_epochs, min(plan.epochs, affordable))
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'20m', '1.5h', '90s' or a number of minutes -> seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value, unit = float(text), "m"
+    else:
+        raw = str(text).strip().lower()
+        unit = next((u for u in sorted(_UNITS, key=len, reverse=True) if raw.endswith(u)), "m")
+        number = raw[: -len(unit)] if raw.endswith(unit) else raw
+        try:
+            value = float(number)
+        except ValueError:
+            raise BudgetError(f"budget '{text}' is not a duration like 20m, 1.5h or 90s") from None
+    if not value > 0 or math.isinf(value):
+        raise BudgetError(f"budget '{text}' must be a positive duration like 20m, 1.5h or 90s")
+    return value * _UNITS[unit]
+
+
+def limits_from_config(budget_cfg: dict[str, Any], n_folds: int, image_size: int) -> Limits:
+    """`budget` config section -> Limits; empty lists pin the recipe's own folds / image size."""
+    folds: Sequence[int] = budget_cfg["folds"] or [n_folds]
+    sizes: Sequence[int] = budget_cfg["image_sizes"] or [image_size]
+    return Limits(tuple(int(f) for f in folds), tuple(int(s) for s in sizes), int(budget_cfg["min_epochs"]),
+                  int(budget_cfg["max_epochs"]), int(budget_cfg["target_epochs"]), float(budget_cfg["safety"]))
+
+
+def apply_plan(config: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The recipe `config` with the plan's folds, image size and epochs."""
+    out = {**config, "split": {**config["split"], "n_folds": plan.folds},
+           "data": {**config["data"], "image_size": plan.image_size},
+           "train": {**config["train"], "epochs": plan.epochs}}
+    return out
+

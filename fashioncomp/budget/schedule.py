@@ -1,0 +1,46 @@
+"""Budgeted training: epochs and a time limit for each fold, from the plan and what was measured.
+
+Before each fold starts, the epochs already trained (`fold_*/metrics.csv`: training, validation
+and best checkpoint) give the real time per epoch; the slowdown it shows against the plan is
+applied to the prediction stages still to come (OOF, test), and the training time left
+is shared among the folds not yet trained (`replan_epochs`). The fold's epoch count is saved
+in `fold_<k>/budget.json`, so a fold that is interrupted resumes with the same schedule. The
+fold also gets a time limit: if the machine slows down mid-fold, it stops early and keeps its
+best checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fashioncomp.budget.planner import Limits, Plan, replan_epochs
+from fashioncomp.io import read_json, write_json
+
+__all__ = ["schedule_fold"]
+
+SCALES_WITH_COMPUTE = ("oof", "predict")
+
+
+def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spent: float, epochs_done: int,
+                  fold_seconds_spent: float, folds_left: int) -> tuple[int, float]:
+    """(epochs, time limit in seconds) for the fold in `fold_dir`.
+
+    `train_seconds_spent` / `epochs_done`: seconds and count of all epochs trained so far;
+    `fold_seconds_spent`: what this fold itself has used (if resumed); `folds_left` counts it too.
+    """
+    measured = train_seconds_spent / epochs_done if epochs_done else None
+    drift = measured / plan.epoch_seconds if measured else 1.0
+    # prediction slows down as training did; start-ups and the report were measured or fixed
+    still_to_come = sum(v * (drift if k in SCALES_WITH_COMPUTE else 1.0)
+                        for k, v in plan.stage_seconds.items() if k != "train")
+    train_left = plan.budget_seconds * limits.safety - still_to_come - train_seconds_spent
+    saved = fold_dir / "budget.json"
+    if saved.is_file():
+        epochs = int(read_json(saved)["epochs"])
+    else:
+        epochs = replan_epochs(plan, train_left, folds_left, measured, limits)
+        write_json(saved, {"epochs": epochs, "planned_epochs": plan.epochs, "measured_epoch_seconds": measured,
+                           "train_seconds_left": train_left})
+    per_epoch = measured or plan.epoch_seconds
+    # what this fold may spend: what is left, minus what the later folds need at this epoch count
+    limit = fold_seconds_spent + train_left - (folds_left - 1) * epochs * per_epoch
+    return epochs, max(limit, per_epoch * limits.min_epochs)

@@ -1,0 +1,172 @@
+"""The budget planner on fake probe speeds, the per-fold re-plan, and the plan stage on a tiny run."""
+import json
+
+import pytest
+
+from fashioncomp.budget.planner import (BudgetError, Limits, Plan, Speeds, Workload, apply_plan, epoch_seconds,
+                                        parse_duration, plan_budget, replan_epochs)
+from fashioncomp.budget.schedule import schedule_fold
+from fashioncomp.training.train import next_epoch_fits
+
+PROBE = Speeds(train_ips=100.0, infer_ips=300.0, image_size=96)
+WORK = Workload(n_train=3000, n_test=1000, tta_views=2, fixed_seconds=60.0)
+
+
+def total(plan: Plan) -> float:
+    return sum(plan.stage_seconds.values())
+
+
+@pytest.mark.parametrize("minutes", [5, 10, 20, 40])
+def test_plan_fills_the_budget_and_no_more(minutes):
+    limits = Limits(folds=(4,), image_sizes=(96,))
+    plan = plan_budget(minutes * 60, PROBE, WORK, limits)
+    assert total(plan) <= minutes * 60 * limits.safety
+    # one more epoch per fold would not fit
+    assert total(plan) + epoch_seconds(PROBE, WORK.n_train, 4) * 4 > minutes * 60 * limits.safety
+    assert (plan.folds, plan.image_size) == (4, 96)
+    assert set(plan.stage_seconds) == {"train", "setup and report", "oof", "predict"}
+
+
+def test_pins_are_respected_and_free_choices_prefer_size_then_folds_once_epochs_suffice():
+    free = Limits(folds=(2, 3, 4, 5), image_sizes=(64, 96, 128), target_epochs=15)
+    plan = plan_budget(40 * 60, PROBE, WORK, free)
+    assert plan.epochs >= 15
+    # nothing larger affords the target: the next size up, with the fewest folds, falls short
+    bigger = plan_budget(40 * 60, PROBE, WORK, Limits(folds=(2,), image_sizes=(128,)))
+    assert plan.image_size == 128 or bigger.epochs < 15
+    pinned = plan_budget(40 * 60, PROBE, WORK, Limits(folds=(5,), image_sizes=(64,)))
+    assert (pinned.folds, pinned.image_size) == (5, 64)
+    # a small budget gives up size and folds for epochs
+    small = plan_budget(6 * 60, PROBE, WORK, free)
+    assert small.epochs < 15 and (small.image_size, small.folds) == (64, 2)
+
+
+def test_speeds_scale_with_pixels():
+    assert PROBE.at(192).train_ips == pytest.approx(25.0)
+    assert PROBE.at(48).infer_ips == pytest.approx(1200.0)
+
+
+def test_too_small_a_budget_is_a_clear_error_naming_the_minimum():
+    limits = Limits(folds=(4,), image_sizes=(96,))
+    with pytest.raises(BudgetError, match=r"budget of 60 s is too small.*at least (\d+\.\d) min") as err:
+        plan_budget(60, PROBE, WORK, limits)
+    minimum = float(str(err.value).split("at least ")[1].split(" min")[0])
+    plan_budget((minimum + 0.1) * 60, PROBE, WORK, limits)  # the minimum it names does fit
+    with pytest.raises(BudgetError):
+        plan_budget((minimum - 0.1) * 60, PROBE, WORK, limits)
+
+
+def test_parse_duration():
+    assert parse_duration("20m") == 1200 and parse_duration("1.5h") == 5400 and parse_duration("90s") == 90
+    assert parse_duration(20) == 1200 and parse_duration("20") == 1200 and parse_duration("2min") == 120
+    for bad in ["fast", "-5m", "0", "m"]:
+        with pytest.raises(BudgetError):
+            parse_duration(bad)
+
+
+def test_apply_plan_sets_folds_size_and_epochs_only():
+    config = {"split": {"n_folds": 5, "seed": 1}, "data": {"image_size": 64, "root": "x"},
+              "train": {"epochs": 10, "lr": 0.1}, "model": {"backbone": "r"}}
+    plan = plan_budget(1200, PROBE, WORK, Limits(folds=(3,), image_sizes=(96,)))
+    out = apply_plan(config, plan)
+    assert out["split"] == {"n_folds": 3, "seed": 1} and out["data"] == {"image_size": 96, "root": "x"}
+    assert out["train"] == {"epochs": plan.epochs, "lr": 0.1} and config["train"]["epochs"] == 10
+
+
+def test_replan_keeps_the_plan_when_on_time_and_cuts_epochs_when_slow():
+    limits = Limits(folds=(4,), image_sizes=(96,))
+    plan = plan_budget(1200, PROBE, WORK, limits)
+    per_fold = plan.stage_seconds["train"] / 4
+    assert replan_epochs(plan, per_fold * 4, 4, plan.epoch_seconds, limits) == plan.epochs
+    assert replan_epochs(plan, per_fold * 4, 4, plan.epoch_seconds / 2, limits) == plan.epochs  # never more
+    assert replan_epochs(plan, per_fold * 4, 4, plan.epoch_seconds * 2, limits) == plan.epochs // 2
+    assert replan_epochs(plan, 0.0, 2, plan.epoch_seconds, limits) == limits.min_epochs
+
+
+def simulate(plan: Plan, limits: Limits, tmp_path, slowdown) -> float:
+    """Train every fold on a fake clock whose epochs take `slowdown(fold, epoch)` x the planned time;
+    return the whole run's seconds, the later stages slowed like the last epoch."""
+    clock, epochs_done, factor = 0.0, 0, 1.0
+    for k in range(plan.folds):
+        folder = tmp_path / f"fold_{k}"
+        folder.mkdir()
+        epochs, limit = schedule_fold(plan, limits, folder, clock, epochs_done, 0.0, plan.folds - k)
+        seconds: list[float] = []
+        for epoch in range(epochs):
+            if not next_epoch_fits(seconds, limit):
+                break
+            factor = slowdown(k, epoch)
+            seconds.append(plan.epoch_seconds * factor)
+        clock += sum(seconds)
+        epochs_done += len(seconds)
+    return clock + sum(v for s, v in plan.stage_seconds.items() if s != "train") * factor
+
+
+@pytest.mark.parametrize("name,slowdown", [
+    ("as probed", lambda k, e: 1.0),
+    ("1.5x slower throughout", lambda k, e: 1.5),
+    ("2x slower from the second fold", lambda k, e: 1.0 if k == 0 else 2.0),
+    ("3x slower from the middle of the first fold", lambda k, e: 1.0 if (k, e < 4) == (0, True) else 3.0),
+])
+def test_drift_is_absorbed_within_ten_percent(tmp_path, name, slowdown):
+    limits = Limits(folds=(4,), image_sizes=(96,))
+    plan = plan_budget(1200, PROBE, WORK, limits)
+    assert plan.epochs >= 8
+    used = simulate(plan, limits, tmp_path, slowdown)
+    assert used <= 1200 * 1.10, name
+
+
+def test_without_replanning_a_slow_machine_would_overshoot(tmp_path):
+    """The check above can fail: the same slowdown with the plan's fixed epochs goes far over."""
+    plan = plan_budget(1200, PROBE, WORK, Limits(folds=(4,), image_sizes=(96,)))
+    fixed = plan.epochs * plan.folds * plan.epoch_seconds * 1.5 + \
+        sum(v for s, v in plan.stage_seconds.items() if s != "train") * 1.5
+    assert fixed > 1200 * 1.10
+
+
+def test_an_interrupted_fold_keeps_its_schedule(tmp_path):
+    limits = Limits(folds=(2,), image_sizes=(96,))
+    plan = plan_budget(600, PROBE, WORK, limits)
+    epochs, _ = schedule_fold(plan, limits, tmp_path, 0.0, 0, 0.0, 2)
+    slow = plan.epoch_seconds * 3 * 2  # two slow epochs, then killed
+    again, limit = schedule_fold(plan, limits, tmp_path, slow, 2, slow, 2)
+    assert again == epochs == json.loads((tmp_path / "budget.json").read_text())["epochs"]
+    assert limit < plan.stage_seconds["train"]  # but the time left shrank
+
+
+def test_next_epoch_fits():
+    assert next_epoch_fits([], 1.0) and next_epoch_fits([5.0], None)
+    assert next_epoch_fits([10.0, 10.0], 30.0) and not next_epoch_fits([10.0, 10.0], 29.9)
+
+
+TINY = ["model.backbone=test_resnet", "data.image_size=32", "split.n_folds=2", "train.epochs=50"]
+
+
+def test_plan_stage_probes_plans_and_the_run_follows_the_plan(tiny_dataset, tmp_path, capsys):
+    from fashioncomp.budget.stage import stage_plan
+    from fashioncomp.pipeline import Run, init_run, stage_split
+
+    run = init_run(tmp_path / "run", tiny_dataset, None, TINY + ["budget.minutes=3m", "budget.folds=[2, 3]"])
+    plan = stage_plan(run)
+    out = capsys.readouterr().out
+    assert "plan (probe" in out and "budget 3.0 min ->" in out
+    saved = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert saved["folds"] == plan.folds and saved["epochs"] == plan.epochs <= 100
+    assert saved["speeds"]["train_ips"] > 0 and saved["speeds"]["infer_ips"] > 0
+    reopened = Run(tmp_path / "run")
+    assert reopened.n_folds == plan.folds and reopened.config["train"]["epochs"] == plan.epochs
+    assert reopened.recipe_config["train"]["epochs"] == 50  # the saved recipe itself is untouched
+    assert len(set(stage_split(reopened))) == plan.folds
+    assert stage_plan(reopened) == reopened.plan  # up to date: no second probe
+    assert "is up to date" in capsys.readouterr().out
+
+
+def test_too_small_a_budget_fails_before_training_with_one_line(tiny_dataset, tmp_path, capsys):
+    from fashioncomp.cli import main
+
+    assert main(["init", "--run", str(tmp_path / "run"), "--data", str(tiny_dataset)]
+                + [a for kv in TINY + ["budget.minutes=1s"] for a in ("--set", kv)]) == 0
+    assert main(["plan", "--run", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.split("\r")[-1]  # after the image cache's progress bar
+    assert err.startswith("error: a budget of 1 s is too small") and "need at least" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run" / "plan.json").exists()
