@@ -4,6 +4,7 @@
     plan        --run R [--force]          (only with a budget: budget.minutes)
     split       --run R [--force]
     train       --run R [--folds 0,2] [--force]
+    refit       --run R [--force]          (only with refit.enabled)
     oof         --run R [--force]
     thresholds  --run R [--force]
     predict     --run R [--force]
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in [("plan", "probe this machine and fit folds, image size and epochs into budget.minutes"),
                        ("split", "multilabel stratified k-fold -> folds.csv"),
                        ("train", "train one network per fold"),
+                       ("refit", "one more network on every training row (refit.enabled)"),
                        ("oof", "out-of-fold predictions and CV scores"),
                        ("thresholds", "tune per-attribute thresholds on OOF"),
                        ("predict", "fold-ensemble + TTA test probabilities")]:
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         stage.add_argument("--force", action="store_true", help="redo the stage even if its outputs are up to date")
         if name == "train":
             stage.add_argument("--folds", type=fold_list, help="train only these folds, e.g. 0,2 (default: all)")
+        if name in ("train", "refit"):
             stage.add_argument("--no-progress", action="store_true", help="hide the tqdm bars")
     for stage in sub.choices.values():
         stage.add_argument("--run", "--run-dir", dest="run", required=True,
@@ -124,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             from fashioncomp.budget.stage import stage_plan
 
             return stage_plan(run, force=args.force)
+        if args.stage == "refit":
+            from fashioncomp.refit import stage_refit
+
+            return stage_refit(run, force=args.force, progress=not args.no_progress)
         if args.stage == "train":
             return pipeline.stage_train(run, args.folds, args.force, progress=not args.no_progress)
         stages = {"split": pipeline.stage_split, "oof": pipeline.stage_oof,

@@ -96,6 +96,11 @@ DEFAULTS: dict[str, Any] = {
         "min_positives": 10,
         "at_least_one": "auto",  # every image gets its most probable attribute; auto = if every training image has one
     },
+    "refit": {
+        "enabled": False,        # after the folds, one more network on every training row
+        "epochs": None,          # None = train.epochs (or what the budget plan gives the folds)
+        "blend": 0.5,            # its weight in the test prediction; the fold ensemble has the rest
+    },
     "budget": {
         "minutes": None,         # wall-clock budget of the whole pipeline; None = train.epochs as given
         "folds": [],             # fold counts the planner may choose; [] = split.n_folds (pinned)

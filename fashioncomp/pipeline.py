@@ -120,9 +120,16 @@ class Run:
             raise DatasetError(f"{self.folds_csv} does not match {self.data_root / 'train.csv'} (rows changed?); rerun the split stage with --force")
         return frame["fold"].to_numpy()
 
+    @property
+    def refit_dir(self) -> Path:
+        return self.dir / "refit"
+
     def load_fold_model(self, fold: int, device: torch.device) -> torch.nn.Module:
+        return self.load_model(self.fold_dir(fold) / "best.pt", device)
+
+    def load_model(self, checkpoint: Path, device: torch.device) -> torch.nn.Module:
         model = create_model({**self.config["model"], "checkpoint": None}, self.tasks)
-        model.load_state_dict(load_checkpoint(self.fold_dir(fold) / "best.pt", device)["model"])
+        model.load_state_dict(load_checkpoint(checkpoint, device)["model"])
         model = model.to(device)
         return model.to(memory_format=torch.channels_last) if self.config["train"]["channels_last"] else model
 
@@ -361,26 +368,34 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
 
 
 def stage_predict(run: Run, force: bool = False) -> Path:
-    """Mean of every fold model's TTA probabilities on test.csv."""
+    """Test probabilities: the mean of every fold model's TTA probabilities, blended with the refit
+    model's (weight `refit.blend`) when the recipe has one."""
     out = run.dir / "test_probs.npz"
     trained = _trained_folds(run)
     test_csv = run.data_root / "test.csv"
     if not test_csv.is_file():
         raise DatasetError(f"{test_csv}: file not found; the predict stage needs the competition's test.csv")
-    if not force and is_fresh([out], [test_csv] + [run.fold_dir(k) / "best.pt" for k in trained]):
+    refit = run.refit_dir / "best.pt" if run.config["refit"]["enabled"] else None
+    if refit is not None and not refit.is_file():
+        raise ConfigError(f"{refit}: not found; this recipe has refit.enabled, so run "
+                          f"`python -m fashioncomp refit --run {run.dir}` first")
+    checkpoints = [run.fold_dir(k) / "best.pt" for k in trained]
+    if not force and is_fresh([out], [test_csv] + checkpoints + ([refit] if refit else [])):
         print(f"predict: {out} is up to date")
         return out
     file_paths = read_test(run.data_root)
     images, readable = run.images(file_paths, on_error="warn")
     device = pick_device()
     index = np.flatnonzero(readable)
+    blend = float(run.config["refit"]["blend"]) if refit else 0.0
+    weights = [(1.0 - blend) / len(checkpoints)] * len(checkpoints) + ([blend] if refit else [])
     cat = np.zeros((len(file_paths), run.schema.num_categories), dtype=np.float32)
     attr = np.zeros((len(file_paths), run.schema.num_attributes), dtype=np.float32)
-    for fold in trained:
-        model = run.load_fold_model(fold, device)
+    for checkpoint, weight in zip(checkpoints + ([refit] if refit else []), weights):
+        model = run.load_model(checkpoint, device)
         c, a = _predict(run, model, images, index, run.config["predict"]["tta"], device)
-        cat[index] += c / len(trained)
-        attr[index] += a / len(trained)
+        cat[index] += weight * c
+        attr[index] += weight * a
     if not readable.all():
         # unreadable rows get the models' prior: their mean prediction over the training images
         oof = read_npz(run.dir / "oof.npz", hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
@@ -388,6 +403,7 @@ def stage_predict(run: Run, force: bool = False) -> Path:
         attr[~readable] = np.nanmean(oof["attributes"], axis=0)
         print(f"predict: {int((~readable).sum())} unreadable test image(s) predicted from the model prior")
     write_npz(out, file_path=np.array(file_paths), category=cat, attributes=attr, readable=readable,
-              folds=np.array(trained))
-    print(f"predict: {len(file_paths)} test images x {len(trained)} fold model(s) x TTA {run.config['predict']['tta']} -> {out}")
+              folds=np.array(trained), refit_blend=np.float32(blend))
+    models = f"{len(trained)} fold model(s)" + (f" + the refit on every row (weight {blend:g})" if refit else "")
+    print(f"predict: {len(file_paths)} test images x {models} x TTA {run.config['predict']['tta']} -> {out}")
     return out

@@ -24,3 +24,16 @@ def test_command_writes_a_valid_submission(tiny_dataset, tmp_path, capsys):
     attr = pd.read_csv(tmp_path / "lr" / "attribute.csv", keep_default_na=False, dtype=str)
     assert list(cat["file_path"]) == read_test(tiny_dataset) == list(attr["file_path"])
     assert "logreg reference: 96 training images" in capsys.readouterr().out
+
+
+def test_plain_model_trains_on_every_row_and_writes_a_valid_submission(tiny_dataset, tmp_path, capsys):
+    from fashioncomp.baselines.plain import main as plain_main
+
+    assert plain_main(["--data", str(tiny_dataset), "--epochs", "2", "--out", str(tmp_path / "sub"),
+                       "--work", str(tmp_path / "work"), "--set", "model.backbone=test_resnet",
+                       "--set", "data.image_size=32"]) == 0
+    metrics = pd.read_csv(tmp_path / "work" / "model" / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2]
+    cat = pd.read_csv(tmp_path / "sub" / "category.csv")
+    assert list(cat["file_path"]) == read_test(tiny_dataset)
+    assert "plain: 96 training images x 2 epochs" in capsys.readouterr().out

@@ -99,7 +99,20 @@ def simulate(plan: Plan, limits: Limits, tmp_path, slowdown) -> float:
             seconds.append(plan.epoch_seconds * factor)
         clock += sum(seconds)
         epochs_done += len(seconds)
-    return clock + sum(v for s, v in plan.stage_seconds.items() if s != "train") * factor
+    fold_clock = clock
+    if "refit" in plan.stage_seconds:
+        folder = tmp_path / "refit"
+        folder.mkdir()
+        epochs, limit = schedule_fold(plan, limits, folder, clock, epochs_done, 0.0, 0, is_refit=True)
+        seconds = []
+        for _ in range(epochs):
+            if not next_epoch_fits(seconds, limit):
+                break
+            seconds.append(plan.refit_epoch_seconds * factor)
+        clock += sum(seconds)
+        assert seconds and fold_clock > 0
+    later = sum(v for k, v in plan.stage_seconds.items() if k not in ("train", "refit"))
+    return clock + later * factor
 
 
 @pytest.mark.parametrize("name,slowdown", [
@@ -114,6 +127,14 @@ def test_drift_is_absorbed_within_ten_percent(tmp_path, name, slowdown):
     assert plan.epochs >= 8
     used = simulate(plan, limits, tmp_path, slowdown)
     assert used <= 1200 * 1.10, name
+
+
+@pytest.mark.parametrize("slowdown", [1.0, 1.5, 2.5])
+def test_a_refit_after_the_folds_stays_within_the_budget_too(tmp_path, slowdown):
+    limits = Limits(folds=(4,), image_sizes=(96,))
+    plan = plan_budget(1200, PROBE, Workload(3000, 1000, 2, 60.0, refit=True), limits)
+    assert plan.stage_seconds["refit"] > 0
+    assert simulate(plan, limits, tmp_path, lambda k, e: slowdown) <= 1200 * 1.10
 
 
 def test_without_replanning_a_slow_machine_would_overshoot(tmp_path):

@@ -49,6 +49,7 @@ class Workload:
     n_test: int
     tta_views: int
     fixed_seconds: float = 60.0  # stage start-ups, image cache, thresholds, submission, report
+    refit: bool = False          # one more network on every row after the folds (refit.enabled)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,13 @@ class Plan:
 
     @property
     def epoch_seconds(self) -> float:
+        """Planned seconds of one epoch of one fold."""
         return self.stage_seconds["train"] / max(1, self.folds * self.epochs)
+
+    @property
+    def refit_epoch_seconds(self) -> float:
+        """Planned seconds of one epoch of the refit on every row (0 without a refit)."""
+        return self.stage_seconds.get("refit", 0.0) / max(1, self.epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,10 +101,11 @@ def epoch_seconds(speeds: Speeds, n_train: int, folds: int) -> float:
 
 
 def _fixed_stages(speeds: Speeds, work: Workload, folds: int) -> dict[str, float]:
+    models = folds + int(work.refit)
     return {
         "setup and report": work.fixed_seconds,
         "oof": work.n_train * work.tta_views / speeds.infer_ips,
-        "predict": work.n_test * work.tta_views * folds / speeds.infer_ips,
+        "predict": work.n_test * work.tta_views * models / speeds.infer_ips,
     }
 
 
@@ -113,9 +121,11 @@ def plan_budget(budget_seconds: float, probe: Speeds, work: Workload, limits: Li
         speeds = probe.at(size)
         for folds in sorted(set(limits.folds)):
             stages = _fixed_stages(speeds, work, folds)
-            per_epoch = epoch_seconds(speeds, work.n_train, folds) * folds
+            per_fold_epochs = epoch_seconds(speeds, work.n_train, folds) * folds
+            per_refit_epoch = work.n_train / speeds.train_ips if work.refit else 0.0
+            per_epoch = per_fold_epochs + per_refit_epoch
             epochs = min(limits.max_epochs, math.floor((usable - sum(stages.values())) / per_epoch))
-            candidates.append((epochs, size, folds, speeds, stages, per_epoch))
+            candidates.append((epochs, size, folds, speeds, stages, per_epoch, per_refit_epoch))
     feasible = [c for c in candidates if c[0] >= limits.min_epochs]
     if not feasible:
         need = min(sum(c[4].values()) + c[5] * limits.min_epochs for c in candidates) / limits.safety
@@ -124,9 +134,10 @@ def plan_budget(budget_seconds: float, probe: Speeds, work: Workload, limits: Li
             f"{limits.min_epochs} epoch(s) per fold plus prediction and report need at least {_duration(need)} "
             f"(fewer folds via budget.folds or a smaller image via budget.image_sizes need less)")
     rich = [c for c in feasible if c[0] >= limits.target_epochs]
-    epochs, size, folds, speeds, stages, per_epoch = (
+    epochs, size, folds, speeds, stages, per_epoch, per_refit_epoch = (
         max(rich, key=lambda c: (c[1], c[2])) if rich else max(feasible, key=lambda c: (c[0], c[1], c[2])))
-    stages = {"train": per_epoch * epochs, **stages}
+    refit = {"refit": per_refit_epoch * epochs} if work.refit else {}
+    stages = {"train": (per_epoch - per_refit_epoch) * epochs, **refit, **stages}
     return Plan(budget_seconds, folds, size, epochs,
                 {"train_ips": speeds.train_ips, "infer_ips": speeds.infer_ips}, stages)
 

@@ -10,6 +10,7 @@ best checkpoint.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from fashioncomp.budget.planner import Limits, Plan, replan_epochs
@@ -17,29 +18,34 @@ from fashioncomp.io import read_json, write_json
 
 __all__ = ["schedule_fold"]
 
-SCALES_WITH_COMPUTE = ("oof", "predict")
+SCALES_WITH_COMPUTE = ("oof", "predict", "refit")
 
 
 def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spent: float, epochs_done: int,
-                  fold_seconds_spent: float, folds_left: int) -> tuple[int, float]:
-    """(epochs, time limit in seconds) for the fold in `fold_dir`.
+                  fold_seconds_spent: float, folds_left: int, is_refit: bool = False) -> tuple[int, float]:
+    """(epochs, time limit in seconds) for the fold (or, `is_refit`, the refit) in `fold_dir`.
 
-    `train_seconds_spent` / `epochs_done`: seconds and count of all epochs trained so far;
+    `train_seconds_spent` / `epochs_done`: seconds and count of all fold epochs trained so far;
     `fold_seconds_spent`: what this fold itself has used (if resumed); `folds_left` counts it too.
     """
     measured = train_seconds_spent / epochs_done if epochs_done else None
     drift = measured / plan.epoch_seconds if measured else 1.0
-    # prediction slows down as training did; start-ups and the report were measured or fixed
-    still_to_come = sum(v * (drift if k in SCALES_WITH_COMPUTE else 1.0)
-                        for k, v in plan.stage_seconds.items() if k != "train")
+    # prediction (and a refit still to come) slows down as training did; start-ups were measured
+    still_to_come = sum(v * (drift if k in SCALES_WITH_COMPUTE else 1.0) for k, v in plan.stage_seconds.items()
+                        if k != "train" and not (is_refit and k == "refit"))
     train_left = plan.budget_seconds * limits.safety - still_to_come - train_seconds_spent
     saved = fold_dir / "budget.json"
     if saved.is_file():
         epochs = int(read_json(saved)["epochs"])
+    elif is_refit:
+        epochs = max(limits.min_epochs, min(plan.epochs, math.floor(train_left / (plan.refit_epoch_seconds * drift))))
     else:
         epochs = replan_epochs(plan, train_left, folds_left, measured, limits)
+    if not saved.is_file():
         write_json(saved, {"epochs": epochs, "planned_epochs": plan.epochs, "measured_epoch_seconds": measured,
                            "train_seconds_left": train_left})
+    if is_refit:
+        return epochs, max(fold_seconds_spent + train_left, plan.refit_epoch_seconds * drift * limits.min_epochs)
     per_epoch = measured or plan.epoch_seconds
     # what this fold may spend: what is left, minus what the later folds need at this epoch count
     limit = fold_seconds_spent + train_left - (folds_left - 1) * epochs * per_epoch

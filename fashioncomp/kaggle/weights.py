@@ -2,7 +2,8 @@
 
 The dataset is flat (Kaggle's uploader skips or zips sub-folders):
 
-    config.yaml  schema.json  thresholds.json  [oof.npz]  fold_<k>_best.pt ...  dataset-metadata.json
+    config.yaml  schema.json  thresholds.json  [oof.npz]  [plan.json]  fold_<k>_best.pt ...  [refit_best.pt]
+    dataset-metadata.json
 
 `oof.npz` is kept because predict gives unreadable test images the models' mean OOF prediction.
 In the kernel, `attach_weights` rebuilds runs/<name>/ with config.yaml's data.root re-pointed at
@@ -16,10 +17,11 @@ from pathlib import Path
 from fashioncomp.config import dump_config, load_config
 from fashioncomp.data.schema import Schema
 from fashioncomp.errors import UserError
-from fashioncomp.io import copy_file, write_json, write_text
+from fashioncomp.io import copy_file, read_json, write_json, write_text
 
 REQUIRED_FILES = ("config.yaml", "schema.json", "thresholds.json")
-OPTIONAL_FILES = ("oof.npz",)
+OPTIONAL_FILES = ("oof.npz", "plan.json")  # plan.json: a budget's folds, image size and epochs
+REFIT_CHECKPOINT = "refit_best.pt"          # refit/best.pt, the network trained on every row
 FLAT_CHECKPOINT = "fold_{fold}_best.pt"
 CHECKPOINT_PATTERNS = (re.compile(r"fold_(\d+)_best\.pt"), re.compile(r"fold_(\d+)/best\.pt"))
 DATASET_METADATA = "dataset-metadata.json"
@@ -64,6 +66,8 @@ def export_weights(run_dir: Path | str, out_dir: Path | str, dataset_id: str, ti
             copy_file(run.dir / name, out / name)
     for fold, path in checkpoints.items():
         copy_file(path, out / FLAT_CHECKPOINT.format(fold=fold))
+    if (run.dir / "refit" / "best.pt").is_file():
+        copy_file(run.dir / "refit" / "best.pt", out / REFIT_CHECKPOINT)
     write_json(out / DATASET_METADATA, dataset_metadata(dataset_id, title))
     print(f"weights: {len(checkpoints)} fold checkpoint(s) of {run.dir} -> {out} (dataset {dataset_id})")
     return out
@@ -92,7 +96,8 @@ def attach_weights(weights_dir: Path | str, data_root: Path | str, run_dir: Path
     if (data / "schema.json").is_file() and Schema.load(data / "schema.json").to_dict() != schema.to_dict():
         raise WeightsError(f"{data / 'schema.json'} differs from the schema the checkpoints in {weights} were trained with")
     config = load_config(weights / "config.yaml")
-    n_folds = int(config["split"]["n_folds"])
+    plan = weights / "plan.json"
+    n_folds = int(read_json(plan)["folds"] if plan.is_file() else config["split"]["n_folds"])
     unused = [k for k in checkpoints if k >= n_folds]
     if unused:
         raise WeightsError(f"{weights}: checkpoints for folds {unused}, but its config has split.n_folds={n_folds}")
@@ -103,6 +108,8 @@ def attach_weights(weights_dir: Path | str, data_root: Path | str, run_dir: Path
             copy_file(weights / name, run_dir / name)
     for fold, path in checkpoints.items():
         _link(path, run_dir / f"fold_{fold}" / "best.pt")
+    if (weights / REFIT_CHECKPOINT).is_file():
+        _link(weights / REFIT_CHECKPOINT, run_dir / "refit" / "best.pt")
     # predictions from earlier weights in this folder would otherwise look up to date
     (run_dir / "test_probs.npz").unlink(missing_ok=True)
     print(f"attach-weights: {run_dir} <- {weights} (folds {list(checkpoints)}; data {data})")

@@ -270,6 +270,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     opt.forward = torch.compile(opt.forward) if tcfg["compile"] else opt.forward
 
     patience, min_delta = patience_for(tcfg), tcfg["min_delta"]
+    validate = len(inputs.val_index) > 0
     for epoch in range(start_epoch, tcfg["epochs"]):
         if bad_epochs >= patience:
             break
@@ -291,31 +292,33 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         weighting.end_epoch(result.mean_losses)
 
         eval_model = ema.module if ema is not None else model
-        metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main else None
+        metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main and validate else {}
         metrics = distributed.broadcast_from_main(metrics)
         row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"]}
         row.update({f"loss/{k}": v for k, v in result.mean_losses.items()})
         row.update({f"weight/{k}": v for k, v in weights_used.items()})
         row.update({f"val/{k}": v for k, v in metrics.items()})
         history.append(row)
-        improved = metrics["score"] > best_score + min_delta
+        # without held-out rows (a refit on every row) the model kept is the last epoch's
+        improved = not validate or metrics["score"] > best_score + min_delta
         if improved:
-            best_score, bad_epochs = metrics["score"], 0
+            best_score, bad_epochs = metrics.get("score", -math.inf), 0
         else:
             bad_epochs += 1
-        if ctx.is_main and improved:
+        if ctx.is_main and improved and (validate or epoch + 1 == tcfg["epochs"]):
             save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
         row["seconds"] = round(time.time() - started, 2)  # training, validation and best.pt: what a budget pays
         if ctx.is_main:
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, best_score, bad_epochs)
-            print(
-                f"fold {fold} epoch {epoch + 1}: loss {row['train_loss']:.4f}  "
-                f"val cat-acc {metrics['category_accuracy']:.4f}  attr mean-F1 {metrics['attribute_mean_f1']:.4f}  "
-                f"score {metrics['score']:.4f}{'  *' if improved else ''}  ({row['seconds']:.0f}s)",
-                flush=True,
-            )
-    best_row = max(history, key=lambda r: r["val/score"])
+            scores = (f"val cat-acc {metrics['category_accuracy']:.4f}  attr mean-F1 {metrics['attribute_mean_f1']:.4f}  "
+                      f"score {metrics['score']:.4f}{'  *' if improved else ''}" if validate else "no held-out rows")
+            print(f"fold {fold} epoch {epoch + 1}: loss {row['train_loss']:.4f}  {scores}  ({row['seconds']:.0f}s)",
+                  flush=True)
+    if not validate and not best_path.is_file() and ctx.is_main:  # stopped early by a time limit
+        save_checkpoint(best_path, {"model": (ema.module if ema is not None else model).state_dict(),
+                                    "epoch": len(history) - 1, "metrics": {}})
+    best_row = max(history, key=lambda r: r["val/score"]) if validate else history[-1]
     if ctx.is_main:
         write_json(out_dir / "done.json", {"fold": fold, "best_epoch": best_row["epoch"], "best": best_row,
                                            "epochs_run": len(history), "world_size": ctx.world_size})
