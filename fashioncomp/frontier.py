@@ -1,0 +1,230 @@
+"""python -m fashioncomp.frontier --data DIR [--config configs/cpu.yaml] [--budgets 5,10,20,40]
+                                [--holdout FILE] [--work runs/frontier] [--out docs/frontier.md]
+
+Score against minutes: the picture a competitor uses to choose a budget. On a fixed held-out
+quarter of DIR (multilabel-stratified, seed 0; or the file_paths listed in `--holdout`), it runs
+
+- the recipe, `run_all.sh --budget B` for every budget B, trained on the other three quarters;
+- one plain full-data network (`fashioncomp.baselines.plain`) given the same B: its epochs fill
+  B at the training speed the recipe's probe measured;
+- the logistic-regression reference (`fashioncomp.baselines.logreg`), once;
+
+scores each on the held-out quarter, and writes a Markdown table plus a plot of the three
+metrics against wall minutes (`--out`, the PNG beside it). Finished runs are reused, so an
+interrupted frontier resumes; nothing run here ever sees a held-out label.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fashioncomp.budget.planner import parse_duration
+from fashioncomp.cli import run_cli
+from fashioncomp.data.dataset_reader import LabelledData, read_train
+from fashioncomp.data.split import make_folds
+from fashioncomp.errors import UserError
+from fashioncomp.io import read_json, write_csv, write_json, write_text
+from fashioncomp.metrics import attribute_mean_f1, category_accuracy, per_attribute_f1
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = (("category_accuracy", "category acc"), ("attribute_mean_f1", "attribute mean-F1"),
+           ("attribute_macro_f1", "attribute macro-F1"))
+LABEL_FILES = ("train.csv", "test.csv", "schema.json")
+
+
+class FrontierError(UserError):
+    pass
+
+
+@dataclass
+class Point:
+    method: str          # recipe | plain | logreg
+    budget_minutes: float | None
+    wall_minutes: float
+    scores: dict[str, float]
+
+
+def holdout_view(data_root: Path, work: Path, holdout_file: Path | None) -> tuple[Path, LabelledData]:
+    """A dataset folder `work/data` training on 3/4 of DIR with the held-out quarter as its test.csv.
+
+    Returns the folder and the held-out rows' labels (kept out of the folder).
+    """
+    data, schema = read_train(data_root, check_images=False)
+    if holdout_file is not None:
+        wanted = set(Path(holdout_file).read_text().split())
+        held = np.array([p in wanted for p in data.file_paths])
+        if held.sum() != len(wanted):
+            raise FrontierError(f"{holdout_file}: {len(wanted) - held.sum()} file_path(s) are not in {data_root / 'train.csv'}")
+    else:
+        held = make_folds(data, schema.num_categories, 4, seed=0) == 0
+    view = work / "data"
+    view.mkdir(parents=True, exist_ok=True)
+    for entry in data_root.iterdir():  # images stay where they are: link every other top-level entry
+        link = view / entry.name
+        if entry.name not in LABEL_FILES and not link.exists():
+            link.symlink_to(entry.resolve())
+    frame = pd.read_csv(data_root / "train.csv", dtype=str, keep_default_na=False)
+    write_csv(view / "train.csv", frame[~held])
+    write_csv(view / "test.csv", frame.loc[held, ["file_path"]])
+    if (data_root / "schema.json").is_file():
+        write_text(view / "schema.json", (data_root / "schema.json").read_text())
+    return view, data.subset(np.flatnonzero(held))
+
+
+def score_submission(labels: LabelledData, sub_dir: Path) -> dict[str, float]:
+    """The three leaderboard metrics of `sub_dir`'s category.csv and attribute.csv against `labels`."""
+    cat = pd.read_csv(sub_dir / "category.csv", dtype={"file_path": str})
+    attr = pd.read_csv(sub_dir / "attribute.csv", dtype=str, keep_default_na=False)
+    if list(cat["file_path"]) != labels.file_paths or list(attr["file_path"]) != labels.file_paths:
+        raise FrontierError(f"{sub_dir}: rows differ from the held-out quarter")
+    pred = np.zeros_like(labels.attributes, dtype=bool)
+    for i, text in enumerate(attr["attribute_label"]):
+        pred[i, [int(t) for t in text.split()]] = True
+    # macro-F1 as the leaderboard scorer takes it: over the attributes that occur in these labels
+    present = (labels.attributes.astype(bool) & labels.attribute_known).any(axis=0)
+    per_attribute = per_attribute_f1(labels.attributes, pred, labels.attribute_known)
+    return {"category_accuracy": category_accuracy(labels.categories, cat["category_label"].to_numpy()),
+            "attribute_mean_f1": attribute_mean_f1(labels.attributes, pred, labels.attribute_known),
+            "attribute_macro_f1": float(per_attribute[present].mean())}
+
+
+def _timed_command(cmd: Sequence[str], log: Path) -> float:
+    """Run `cmd` (output to `log`); its wall minutes, or FrontierError naming the log."""
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        done = subprocess.run([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    if done.returncode != 0:
+        raise FrontierError(f"{' '.join(map(str, cmd[:4]))} ... failed (exit {done.returncode}); see {log}")
+    return (time.perf_counter() - started) / 60
+
+
+def cached_point(work: Path, name: str, make: Callable[[], Point]) -> Point:
+    """A finished point is read back from `work/points/<name>.json`, so a rerun resumes."""
+    path = work / "points" / f"{name}.json"
+    if path.is_file():
+        raw = read_json(path)
+        return Point(raw["method"], raw["budget_minutes"], raw["wall_minutes"], raw["scores"])
+    point = make()
+    write_json(path, point.__dict__)
+    return point
+
+
+def plain_epochs(recipe_run: Path, budget_minutes: float, n_train: int, n_test: int) -> int:
+    """Epochs that let one network on every row fill the budget at the recipe's measured speed."""
+    plan = read_json(recipe_run / "plan.json")
+    train_ips, infer_ips = plan["speeds"]["train_ips"], plan["speeds"]["infer_ips"]
+    setup = plan["stage_seconds"]["setup and report"] / 3  # three processes, not nine
+    usable = budget_minutes * 60 * 0.92 - setup - n_test / infer_ips
+    return max(1, math.floor(usable / (n_train / train_ips)))
+
+
+def run_frontier(data_root: Path, config: Path, budgets: Sequence[float], work: Path,
+                 holdout_file: Path | None, extra: Sequence[str] = ()) -> list[Point]:
+    view, labels = holdout_view(data_root, work, holdout_file)
+    n_train = len(pd.read_csv(view / "train.csv"))
+    python = sys.executable
+    sets = [a for kv in extra for a in ("--set", kv)]
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+
+    def logreg() -> Point:
+        wall = _timed_command([python, "-m", "fashioncomp.baselines.logreg", "--data", view, "--out",
+                               work / "subs" / "logreg"], work / "logs" / "logreg.txt")
+        return Point("logreg", None, wall, score_submission(labels, work / "subs" / "logreg"))
+
+    points = [cached_point(work, "logreg", logreg)]
+    for minutes in budgets:
+        name = f"recipe-{minutes:g}m"
+
+        def recipe() -> Point:
+            wall = _timed_command(["bash", REPO / "pipelines" / "run_all.sh", "--data", view, "--config", config,
+                                   "--budget", f"{minutes:g}m", "--name", name, "--runs", work / "runs",
+                                   "--out", work / "subs", *sets], work / "logs" / f"{name}.txt")
+            return Point("recipe", minutes, wall, score_submission(labels, work / "subs" / name))
+
+        points.append(cached_point(work, name, recipe))
+
+        def plain() -> Point:
+            epochs = plain_epochs(work / "runs" / name, minutes, n_train, len(labels))
+            out = work / "subs" / f"plain-{minutes:g}m"
+            wall = _timed_command([python, "-m", "fashioncomp.baselines.plain", "--data", view, "--config", config,
+                                   "--epochs", epochs, "--out", out, "--work", work / "plain" / f"{minutes:g}m",
+                                   *sets], work / "logs" / f"plain-{minutes:g}m.txt")
+            return Point("plain", minutes, wall, score_submission(labels, out))
+
+        points.append(cached_point(work, f"plain-{minutes:g}m", plain))
+    return points
+
+
+def frontier_table(points: Sequence[Point]) -> str:
+    header = ["method", "budget (min)", "wall (min)"] + [label for _, label in METRICS]
+    rows = [[p.method, "—" if p.budget_minutes is None else f"{p.budget_minutes:g}", f"{p.wall_minutes:.1f}"]
+            + [f"{p.scores[key]:.4f}" for key, _ in METRICS] for p in points]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot_frontier(points: Sequence[Point], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 4), dpi=110)
+    for ax, (key, label) in zip(fig.subplots(1, 3), METRICS):
+        for method, style in (("recipe", "o-"), ("plain", "s--")):
+            mine = sorted((p for p in points if p.method == method), key=lambda p: p.wall_minutes)
+            if mine:
+                ax.plot([p.wall_minutes for p in mine], [p.scores[key] for p in mine], style, label=method)
+        for p in points:
+            if p.method == "logreg":
+                ax.axhline(p.scores[key], color="grey", linestyle=":", label="logreg reference")
+        ax.set_xlabel("wall minutes (2-core CPU)")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def write_frontier(points: Sequence[Point], out: Path, command: str) -> Path:
+    png = plot_frontier(points, out.with_suffix(".png"))
+    text = ["# Score against minutes", "", f"Made by `{command}`: every row scored on the same held-out quarter, "
+            "which no run trained on or tuned anything with.", "", frontier_table(points), "",
+            f"![score against minutes]({png.name})", ""]
+    return write_text(out, "\n".join(text))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fashioncomp.frontier", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="dataset root (train.csv + images)")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "cpu.yaml", help="recipe YAML")
+    parser.add_argument("--budgets", default="5,10,20,40", help="comma-separated minutes (default 5,10,20,40)")
+    parser.add_argument("--holdout", type=Path, help="file_paths of the held-out rows, one a line "
+                        "(default: a multilabel-stratified quarter, seed 0)")
+    parser.add_argument("--work", type=Path, default=Path("runs/frontier"), help="runs, logs, cached points")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "frontier.md", help="the table (PNG beside it)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+
+    def action() -> None:
+        budgets = [parse_duration(b) / 60 for b in args.budgets.split(",") if b.strip()]
+        points = run_frontier(args.data, args.config, budgets, args.work, args.holdout, args.overrides)
+        command = "python -m fashioncomp.frontier " + " ".join(argv if argv is not None else sys.argv[1:])
+        print(frontier_table(points))
+        print(f"frontier: {write_frontier(points, args.out, command)}")
+
+    return run_cli(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The frontier command: held-out view, scoring, resumable points, table and plot (runs faked)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fashioncomp import frontier
+from fashioncomp.data.dataset_reader import read_train
+from fashioncomp.submission import write_submission
+
+
+def test_holdout_view_trains_on_three_quarters_and_hides_the_labels(tiny_dataset, tmp_path):
+    view, held = frontier.holdout_view(tiny_dataset, tmp_path, None)
+    train = pd.read_csv(view / "train.csv")
+    test = pd.read_csv(view / "test.csv")
+    assert list(test.columns) == ["file_path"] and list(test["file_path"]) == held.file_paths
+    assert 20 <= len(test) <= 28 and len(train) + len(test) == 96  # a stratified quarter
+    assert not set(train["file_path"]) & set(test["file_path"])
+    assert all((view / p).is_file() for p in test["file_path"])  # images reached through the links
+    again, held2 = frontier.holdout_view(tiny_dataset, tmp_path / "again", None)
+    assert held2.file_paths == held.file_paths  # fixed: seeded
+    listed = tmp_path / "holdout.txt"
+    listed.write_text("\n".join(held.file_paths[:5]))
+    _, five = frontier.holdout_view(tiny_dataset, tmp_path / "listed", listed)
+    assert five.file_paths == held.file_paths[:5]
+    listed.write_text("nope.jpg\n")
+    with pytest.raises(frontier.FrontierError, match="not in"):
+        frontier.holdout_view(tiny_dataset, tmp_path / "bad", listed)
+
+
+def test_score_submission(tiny_dataset, tmp_path):
+    data, _ = read_train(tiny_dataset, check_images=False)
+    held = data.subset(np.arange(10))
+    write_submission(tmp_path / "perfect", held.file_paths, held.categories, held.attributes.astype(bool))
+    assert frontier.score_submission(held, tmp_path / "perfect") == {
+        "category_accuracy": 1.0, "attribute_mean_f1": 1.0, "attribute_macro_f1": 1.0}
+    wrong = (held.categories + 1) % 9
+    write_submission(tmp_path / "wrong", held.file_paths, wrong, np.zeros_like(held.attributes, dtype=bool))
+    scores = frontier.score_submission(held, tmp_path / "wrong")
+    assert scores["category_accuracy"] == 0.0 and scores["attribute_mean_f1"] == 0.0
+    with pytest.raises(frontier.FrontierError, match="rows differ"):
+        frontier.score_submission(data.subset(np.arange(5)), tmp_path / "perfect")
+
+
+def test_run_frontier_orders_resumes_and_writes_table_and_plot(tiny_dataset, tmp_path, monkeypatch):
+    calls = []
+    data, _ = read_train(tiny_dataset, check_images=False)
+    truth = dict(zip(data.file_paths, zip(data.categories, data.attributes.astype(bool))))
+
+    def fake(cmd, log):
+        """Writes a perfect submission (and the recipe's plan.json) instead of training."""
+        cmd = [str(c) for c in cmd]
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1])
+        if "run_all.sh" in cmd[1]:
+            name = cmd[cmd.index("--name") + 1]
+            plan = Path(cmd[cmd.index("--runs") + 1]) / name / "plan.json"
+            plan.parent.mkdir(parents=True, exist_ok=True)
+            plan.write_text(json.dumps({"speeds": {"train_ips": 100.0, "infer_ips": 300.0},
+                                        "stage_seconds": {"setup and report": 30.0}}))
+            out = out / name
+        paths = list(pd.read_csv(Path(cmd[cmd.index("--data") + 1]) / "test.csv")["file_path"])
+        write_submission(out, paths, np.array([truth[p][0] for p in paths]), np.stack([truth[p][1] for p in paths]))
+        return 1.5
+
+    monkeypatch.setattr(frontier, "_timed_command", fake)
+    points = frontier.run_frontier(tiny_dataset, Path("configs/cpu.yaml"), [5, 10], tmp_path / "w", None)
+    assert [(p.method, p.budget_minutes) for p in points] == [
+        ("logreg", None), ("recipe", 5), ("plain", 5), ("recipe", 10), ("plain", 10)]
+    assert all(p.scores["category_accuracy"] == 1.0 for p in points)
+    plain_5 = next(c for c in calls if "fashioncomp.baselines.plain" in c and "5m" in c[c.index("--out") + 1])
+    # 5 min x 0.92 - 10 s setup - n_test/300 s predict, at n_train rows / 100 img/s an epoch
+    n_test = len(pd.read_csv(tmp_path / "w" / "data" / "test.csv"))
+    expected = int((5 * 60 * 0.92 - 10 - n_test / 300) / ((96 - n_test) / 100))
+    assert int(plain_5[plain_5.index("--epochs") + 1]) == expected
+    assert "--budget" in calls[1] and calls[1][calls[1].index("--budget") + 1] == "5m"
+
+    calls.clear()
+    again = frontier.run_frontier(tiny_dataset, Path("configs/cpu.yaml"), [5, 10, 20], tmp_path / "w", None)
+    assert len(again) == 7 and len(calls) == 2  # only the new budget ran
+    out = frontier.write_frontier(again, tmp_path / "docs" / "frontier.md", "python -m fashioncomp.frontier ...")
+    text = out.read_text()
+    assert "| recipe | 20 | 1.5 | 1.0000 | 1.0000 | 1.0000 |" in text and "![score against minutes](frontier.png)" in text
+    assert (tmp_path / "docs" / "frontier.png").stat().st_size > 10_000
