@@ -30,7 +30,7 @@ from fashioncomp.data.dataset_reader import DatasetError, LabelledData, read_tes
 from fashioncomp.data.images import ImageReadError, build_image_cache, probe_image
 from fashioncomp.data.torch_dataset import FileImages
 from fashioncomp.errors import DataWarning
-from fashioncomp.data.group_discovery import describe_groups, with_discovered_groups
+from fashioncomp.data.group_discovery import read_train_for_recipe
 from fashioncomp.data.schema import Schema
 from fashioncomp.data.split import fold_balance, make_folds
 from fashioncomp.inference.predict import check_tta, predict_probs
@@ -142,22 +142,11 @@ def init_run(run_dir: Path | str, data_root: Path | str, config_path: Path | str
     config["data"]["root"] = str(Path(data_root).resolve())
     check_tta(config["predict"]["tta"])
     data_root = Path(config["data"]["root"])
-    data_cfg = config["data"]
-    declared = None
-    if data_cfg["schema"] is not None:
-        data_cfg["schema"] = str(Path(data_cfg["schema"]).resolve())
-        if not Path(data_cfg["schema"]).is_file():
-            raise ConfigError(f"data.schema: file not found: {data_cfg['schema']}")
-        declared = Schema.load(Path(data_cfg["schema"]))
-    data, schema = read_train(data_root, declared)  # validates every row before anything is written
-    if data_cfg["discover_groups"] and data_cfg["use_groups"] and not schema.groups:
-        schema = with_discovered_groups(schema, data.attributes, data.attribute_known,
-                                        data_cfg["group_tolerance"], data_cfg["group_min_evidence"])
-        print(f"init: the schema declares no attribute groups; found {len(schema.groups)} in the training labels "
-              f"(tolerance {data_cfg['group_tolerance']}, data.discover_groups: false turns this off):")
-        for line in describe_groups(schema):
-            print(f"  {line}")
-        print(f"  edit {run_dir / 'schema.json'} and pass it back with --set data.schema=FILE to override")
+    if config["data"]["schema"] is not None:
+        config["data"]["schema"] = str(Path(config["data"]["schema"]).resolve())
+    # validates every row before anything is written
+    _, schema = read_train_for_recipe(data_root, config["data"], note=f"edit {run_dir / 'schema.json'} and pass it "
+                                      "back with --set data.schema=FILE to override")
     if (data_root / "test.csv").is_file():
         read_test(data_root)  # test.csv header, paths and duplicates too, before any training
     text = dump_config(config)

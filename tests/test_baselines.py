@@ -23,7 +23,7 @@ def test_command_writes_a_valid_submission(tiny_dataset, tmp_path, capsys):
     cat = pd.read_csv(tmp_path / "lr" / "category.csv")
     attr = pd.read_csv(tmp_path / "lr" / "attribute.csv", keep_default_na=False, dtype=str)
     assert list(cat["file_path"]) == read_test(tiny_dataset) == list(attr["file_path"])
-    assert "logreg reference: 96 training images" in capsys.readouterr().out
+    assert "logreg reference: 96 training images in" in capsys.readouterr().out
 
 
 def test_plain_model_trains_on_every_row_and_writes_a_valid_submission(tiny_dataset, tmp_path, capsys):

@@ -96,7 +96,7 @@ def test_init_discovers_saves_and_takes_an_edited_schema_back(tmp_path, capsys):
     write_dataset(tmp_path / "data", y)
     run = init_run(tmp_path / "run", tmp_path / "data", None)
     out = capsys.readouterr().out
-    assert "found 3 in the training labels" in out and "group2 (multiclass, found in the labels)" in out
+    assert "the schema declares no attribute groups; found 3 in the training labels" in out and "group2 (multiclass, found in the labels)" in out
     assert [g.indices for g in run.schema.groups] == [(0, 1), (2, 3, 4, 5, 6), (7, 8, 9)]
     saved = json.loads((tmp_path / "run" / "schema.json").read_text())
     assert saved["attribute_groups"]["group1"] == {"type": "multiclass", "attributes": ["attribute_0", "attribute_1"],

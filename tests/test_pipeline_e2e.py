@@ -71,6 +71,7 @@ def test_run_without_schema_reports_what_it_decided(dataset_copy, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "the schema declares no attribute groups; found 1 in the training labels" in out
+    assert "edit " in out and "--set data.schema=FILE" in out
     assert "group1 (multiclass, found in the labels): attribute_16, attribute_17" in out
     assert "per-attribute thresholds: attribute_0 " in out
     assert "at least one attribute per image: yes (every training image has an attribute)" in out

@@ -7,7 +7,6 @@ submission CSVs for `<DIR>/test.csv` into `--out`.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Sequence
@@ -17,10 +16,10 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from fashioncomp.baselines import baseline_parser, write_baseline_submission
 from fashioncomp.cli import run_cli
 from fashioncomp.data.dataset_reader import LabelledData, read_test, read_train
 from fashioncomp.data.images import load_image
-from fashioncomp.submission import validate_submission, write_submission
 
 THUMBNAIL = 24
 HIST_SIZE = 64                  # resolution the colour histogram is taken at
@@ -83,18 +82,13 @@ def run(data_root: Path, out_dir: Path) -> Path:
     model = LogRegReference().fit(image_features(data_root, data.file_paths), data)
     test_paths = read_test(data_root)
     categories, attributes = model.predict(image_features(data_root, test_paths))
-    write_submission(out_dir, test_paths, categories, attributes)
-    validate_submission(out_dir, data_root, schema)
-    print(f"logreg reference: {len(data)} training images -> {out_dir} ({len(test_paths)} rows) "
-          f"in {time.perf_counter() - started:.1f}s")
-    return out_dir
+    return write_baseline_submission(out_dir, data_root, schema, test_paths, categories, attributes,
+                                     f"logreg reference: {len(data)} training images in "
+                                     f"{time.perf_counter() - started:.1f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fashioncomp.baselines.logreg", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="dataset root with train.csv and test.csv")
-    parser.add_argument("--out", required=True, type=Path, help="directory for category.csv and attribute.csv")
+    parser = baseline_parser("fashioncomp.baselines.logreg", __doc__)
     args = parser.parse_args(argv)
     return run_cli(lambda: run(args.data, args.out))
 

@@ -7,21 +7,20 @@ competitor writes in an afternoon, so the pipeline has to earn its extra minutes
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
+from fashioncomp.baselines import baseline_parser, write_baseline_submission
 from fashioncomp.cli import run_cli
 from fashioncomp.config import load_config
-from fashioncomp.data.dataset_reader import read_test, read_train
-from fashioncomp.data.group_discovery import with_discovered_groups
+from fashioncomp.data.dataset_reader import read_test
+from fashioncomp.data.group_discovery import read_train_for_recipe
 from fashioncomp.data.images import build_image_cache
 from fashioncomp.inference.predict import predict_probs
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes, decode_category
-from fashioncomp.submission import validate_submission, write_submission
 from fashioncomp.tasks import build_tasks
 from fashioncomp.training.checkpoint import load_checkpoint
 from fashioncomp.training.train import FoldInputs, pick_device, train_fold
@@ -32,11 +31,8 @@ def run(data_root: Path, config: Path | None, epochs: int, out_dir: Path, work_d
     started = time.perf_counter()
     cfg = load_config(config, overrides or [])
     cfg["train"]["epochs"] = epochs
-    data, schema = read_train(data_root, check_images=False)
     dcfg = cfg["data"]
-    if dcfg["discover_groups"] and dcfg["use_groups"]:  # as the pipeline does without declared groups
-        schema = with_discovered_groups(schema, data.attributes, data.attribute_known, dcfg["group_tolerance"],
-                                        dcfg["group_min_evidence"])
+    data, schema = read_train_for_recipe(data_root, dcfg)  # the schema the pipeline would use
     tasks = build_tasks(schema, dcfg["use_groups"])
     size = int(dcfg["image_size"])
     images, _ = build_image_cache(data_root, data.file_paths, size, work_dir / ".cache")
@@ -52,20 +48,16 @@ def run(data_root: Path, config: Path | None, epochs: int, out_dir: Path, work_d
                               tta=("none",), batch_size=cfg["predict"]["batch_size"],
                               channels_last=cfg["train"]["channels_last"], amp_dtype=None)
     groups = schema.multiclass_groups if dcfg["use_groups"] else ()
-    write_submission(out_dir, test_paths, decode_category(cat), decode_attributes(attr, 0.5, groups))
-    validate_submission(out_dir, data_root, schema)
-    print(f"plain: {len(data)} training images x {epochs} epochs -> {out_dir} ({len(test_paths)} rows) "
-          f"in {time.perf_counter() - started:.0f}s")
-    return out_dir
+    return write_baseline_submission(out_dir, data_root, schema, test_paths, decode_category(cat),
+                                     decode_attributes(attr, 0.5, groups),
+                                     f"plain: {len(data)} training images x {epochs} epochs in "
+                                     f"{time.perf_counter() - started:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fashioncomp.baselines.plain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="dataset root with train.csv and test.csv")
+    parser = baseline_parser("fashioncomp.baselines.plain", __doc__)
     parser.add_argument("--config", type=Path, help="recipe YAML whose network and training to use")
     parser.add_argument("--epochs", required=True, type=int, help="epochs on every training row")
-    parser.add_argument("--out", required=True, type=Path, help="directory for category.csv and attribute.csv")
     parser.add_argument("--work", type=Path, default=Path("runs/plain"), help="checkpoints and cache (default runs/plain)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)

@@ -18,13 +18,15 @@ exclusive attribute of most evidence, and repeat on what is left.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
-from fashioncomp.data.schema import AttributeGroup, Schema
+from fashioncomp.data.dataset_reader import LabelledData, read_train
+from fashioncomp.data.schema import AttributeGroup, Schema, SchemaError
 
-__all__ = ["discover_groups", "with_discovered_groups", "describe_groups"]
+__all__ = ["discover_groups", "with_discovered_groups", "describe_groups", "read_train_for_recipe"]
 
 
 def discover_groups(attributes: np.ndarray, known: np.ndarray | None = None, tolerance: float = 0.01,
@@ -107,3 +109,28 @@ def describe_groups(schema: Schema, groups: Sequence[AttributeGroup] | None = No
         how = f"{g.type}, found in the labels" if g.discovered else g.type
         lines.append(f"{g.name} ({how}): {', '.join(schema.attributes[i] for i in g.indices)}")
     return lines
+
+
+def read_train_for_recipe(data_root: Path, data_cfg: dict[str, Any], note: str = "") -> tuple[LabelledData, Schema]:
+    """Validated training rows and the schema a recipe's `data` section asks for.
+
+    The schema is `data.schema` if set, else `<root>/schema.json`, else counts from the data;
+    without declared groups (and with `data.discover_groups`), the groups found in the labels
+    are added and printed. `note` ends that printout (e.g. where the schema is saved).
+    """
+    declared = None
+    if data_cfg["schema"] is not None:
+        if not Path(data_cfg["schema"]).is_file():
+            raise SchemaError(f"data.schema: file not found: {data_cfg['schema']}")
+        declared = Schema.load(Path(data_cfg["schema"]))
+    data, schema = read_train(data_root, declared)
+    if data_cfg["discover_groups"] and data_cfg["use_groups"] and not schema.groups:
+        schema = with_discovered_groups(schema, data.attributes, data.attribute_known,
+                                        data_cfg["group_tolerance"], data_cfg["group_min_evidence"])
+        print(f"the schema declares no attribute groups; found {len(schema.groups)} in the training labels "
+              f"(tolerance {data_cfg['group_tolerance']}, data.discover_groups: false turns this off):")
+        for line in describe_groups(schema):
+            print(f"  {line}")
+        if note:
+            print(f"  {note}")
+    return data, schema
