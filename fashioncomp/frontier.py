@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from fashioncomp.cli import run_cli
 from fashioncomp.data.dataset_reader import LabelledData, read_train
 from fashioncomp.data.split import make_folds
 from fashioncomp.errors import UserError
-from fashioncomp.io import read_json, write_csv, write_json, write_text
+from fashioncomp.io import read_json, write_atomic, write_csv, write_json, write_stream, write_text
 from fashioncomp.metrics import attribute_mean_f1, category_accuracy, per_attribute_f1
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,8 +100,13 @@ def score_submission(labels: LabelledData, sub_dir: Path) -> dict[str, float]:
 def _timed_command(cmd: Sequence[str], log: Path) -> float:
     """Run `cmd` (output to `log`); its wall minutes, or FrontierError naming the log."""
     started = time.perf_counter()
-    with open(log, "w") as out:
+    done = None
+
+    def run(out: Any) -> None:
+        nonlocal done
         done = subprocess.run([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+
+    write_stream(log, run)
     if done.returncode != 0:
         raise FrontierError(f"{' '.join(map(str, cmd[:4]))} ... failed (exit {done.returncode}); see {log}")
     return (time.perf_counter() - started) / 60
@@ -190,9 +195,7 @@ def plot_frontier(points: Sequence[Point], path: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.axes[0].legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def write_frontier(points: Sequence[Point], out: Path, command: str) -> Path:

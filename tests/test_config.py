@@ -32,7 +32,7 @@ def test_unknown_key_in_recipe_lists_valid_keys_and_suggests(tmp_path):
 
 
 def test_unknown_top_level_section_in_recipe(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown config key 'trian'\. Did you mean 'train'\?.*Valid keys at the top level: augment, data"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian'\. Did you mean 'train'\?.*Valid keys at the top level: augment, budget, data"):
         load_config(_recipe(tmp_path, "trian:\n  epochs: 3\n"))
 
 

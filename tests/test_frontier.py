@@ -84,3 +84,13 @@ def test_run_frontier_orders_resumes_and_writes_table_and_plot(tiny_dataset, tmp
     text = out.read_text()
     assert "| recipe | 20 | 1.5 | 1.0000 | 1.0000 | 1.0000 |" in text and "![score against minutes](frontier.png)" in text
     assert (tmp_path / "docs" / "frontier.png").stat().st_size > 10_000
+
+
+def test_timed_command_logs_output_and_names_the_log_on_failure(tmp_path):
+    import sys
+
+    minutes = frontier._timed_command([sys.executable, "-c", "print('trained')"], tmp_path / "ok.txt")
+    assert 0 < minutes < 1 and (tmp_path / "ok.txt").read_text() == "trained\n"
+    with pytest.raises(frontier.FrontierError, match="failed \\(exit 3\\); see .*bad.txt"):
+        frontier._timed_command([sys.executable, "-c", "import sys; print('oops'); sys.exit(3)"], tmp_path / "bad.txt")
+    assert (tmp_path / "bad.txt").read_text() == "oops\n"
