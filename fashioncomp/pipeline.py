@@ -43,7 +43,8 @@ from fashioncomp.postprocessing.thresholds import tune_thresholds
 from fashioncomp.tasks import build_tasks
 from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint
-from fashioncomp.training.train import FoldInputs, amp_dtype_for, logged_epoch_seconds, pick_device, train_fold
+from fashioncomp.training.train import (TRAINING_OUTPUTS, FoldInputs, amp_dtype_for, logged_epoch_seconds,
+                                        pick_device, train_fold)
 
 
 def is_fresh(outputs: Sequence[Path], inputs: Sequence[Path]) -> bool:
@@ -123,6 +124,14 @@ class Run:
     @property
     def refit_dir(self) -> Path:
         return self.dir / "refit"
+
+    def budget_schedule(self, out_dir: Path, folds_left: int, is_refit: bool = False) -> tuple[int, float]:
+        """(epochs, time limit) under the budget plan for the fold or refit in `out_dir`."""
+        assert self.plan is not None, "only a run with a budget plan has a schedule"
+        limits = limits_from_config(self.recipe_config["budget"], self.n_folds, self.plan.image_size)
+        logged = [s for k in range(self.n_folds) for s in logged_epoch_seconds(self.fold_dir(k))]
+        return schedule_fold(self.plan, limits, out_dir, sum(logged), len(logged),
+                             sum(logged_epoch_seconds(out_dir)), folds_left, is_refit)
 
     def load_fold_model(self, fold: int, device: torch.device) -> torch.nn.Module:
         return self.load_model(self.fold_dir(fold) / "best.pt", device)
@@ -204,7 +213,7 @@ def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bo
             raise ConfigError(f"--folds: fold {fold} does not exist (this run has folds 0..{run.n_folds - 1})")
         out = run.fold_dir(fold)
         if force and dist.is_main:
-            for name in ("done.json", "last.pt", "best.pt", "metrics.csv", "budget.json"):
+            for name in TRAINING_OUTPUTS:
                 (out / name).unlink(missing_ok=True)
         distributed.barrier()
         if (out / "done.json").is_file() and (out / "best.pt").is_file():
@@ -216,10 +225,7 @@ def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bo
         cfg, time_limit = run.config, None
         if run.plan is not None:
             folds_left = sum(not (run.fold_dir(k) / "done.json").is_file() for k in range(run.n_folds))
-            limits = limits_from_config(run.recipe_config["budget"], run.n_folds, run.plan.image_size)
-            logged = [s for k in range(run.n_folds) for s in logged_epoch_seconds(run.fold_dir(k))]
-            epochs, time_limit = schedule_fold(run.plan, limits, out, sum(logged), len(logged),
-                                               sum(logged_epoch_seconds(out)), folds_left)
+            epochs, time_limit = run.budget_schedule(out, folds_left)
             cfg = {**cfg, "train": {**cfg["train"], "epochs": epochs}}
             distributed.print_main(f"train: fold {fold}: budget allows {epochs} epoch(s) (planned {run.plan.epochs}), "
                                    f"at most {time_limit / 60:.1f} min")

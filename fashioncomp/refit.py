@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashioncomp.budget.planner import limits_from_config
-from fashioncomp.budget.schedule import schedule_fold
 from fashioncomp.pipeline import Run
-from fashioncomp.training.train import FoldInputs, logged_epoch_seconds, pick_device, train_fold
+from fashioncomp.training.train import TRAINING_OUTPUTS, FoldInputs, pick_device, train_fold
 
 __all__ = ["stage_refit"]
 
@@ -30,7 +28,7 @@ def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | 
         return None
     out = run.refit_dir
     if force:
-        for name in ("done.json", "last.pt", "best.pt", "metrics.csv", "budget.json"):
+        for name in TRAINING_OUTPUTS:
             (out / name).unlink(missing_ok=True)
     if (out / "done.json").is_file() and (out / "best.pt").is_file():
         print(f"refit: already trained ({out})")
@@ -39,10 +37,7 @@ def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | 
     images, _ = run.images(data.file_paths)
     epochs, time_limit = int(cfg["refit"]["epochs"] or cfg["train"]["epochs"]), None
     if run.plan is not None:
-        limits = limits_from_config(run.recipe_config["budget"], run.n_folds, run.plan.image_size)
-        logged = [s for k in range(run.n_folds) for s in logged_epoch_seconds(run.fold_dir(k))]
-        epochs, time_limit = schedule_fold(run.plan, limits, out, sum(logged), len(logged),
-                                           sum(logged_epoch_seconds(out)), 0, is_refit=True)
+        epochs, time_limit = run.budget_schedule(out, 0, is_refit=True)
     inputs = FoldInputs(images, data, run.schema, run.tasks, np.arange(len(data)), np.zeros(0, dtype=np.int64))
     print(f"refit: {len(data)} images (every row), {epochs} epoch(s)"
           + (f", at most {time_limit / 60:.1f} min" if time_limit is not None else ""))

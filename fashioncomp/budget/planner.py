@@ -185,8 +185,7 @@ def limits_from_config(budget_cfg: dict[str, Any], n_folds: int, image_size: int
 
 def apply_plan(config: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The recipe `config` with the plan's folds, image size and epochs."""
-    out = {**config, "split": {**config["split"], "n_folds": plan.folds},
-           "data": {**config["data"], "image_size": plan.image_size},
-           "train": {**config["train"], "epochs": plan.epochs}}
-    return out
+    return {**config, "split": {**config["split"], "n_folds": plan.folds},
+            "data": {**config["data"], "image_size": plan.image_size},
+            "train": {**config["train"], "epochs": plan.epochs}}
 

@@ -48,6 +48,9 @@ from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint, save_checkpoint
 from fashioncomp.training.mixing import mix_batch
 
+# what training writes in a fold's (or the refit's) directory; --force removes them all
+TRAINING_OUTPUTS = ("done.json", "last.pt", "best.pt", "metrics.csv", "budget.json")
+
 # debugging aid: a directory where every rank writes the rows it trained on, per epoch
 TRACE_ROWS_ENV = "FASHIONCOMP_TRACE_ROWS"
 
