@@ -68,7 +68,7 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 0.05,
         "warmup_epochs": 1,
         "min_lr_ratio": 0.01,
-        "amp": True,             # mixed precision, CUDA only
+        "amp": True,             # mixed precision: CUDA, and CPUs with native bf16 (AVX512-BF16, AMX)
         "channels_last": True,
         "compile": False,
         "ema": False,
@@ -98,7 +98,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "refit": {
         "enabled": False,        # after the folds, one more network on every training row
-        "epochs": None,          # None = train.epochs (or what the budget plan gives the folds)
+        "epochs": None,          # None = epochs_ratio x the folds' epochs (train.epochs, or the budget plan's)
+        "epochs_ratio": 1.0,     # the refit's epochs per fold epoch: it learns from every row, so it earns more
         "blend": 0.5,            # its weight in the test prediction; the fold ensemble has the rest
     },
     "budget": {

@@ -50,6 +50,7 @@ class Workload:
     tta_views: int
     fixed_seconds: float = 60.0  # stage start-ups, image cache, thresholds, submission, report
     refit: bool = False          # one more network on every row after the folds (refit.enabled)
+    refit_ratio: float = 1.0     # its epochs per fold epoch (refit.epochs_ratio)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Plan:
     epochs: int
     speeds: dict[str, float]                     # the probe's speeds at the chosen size
     stage_seconds: dict[str, float] = field(default_factory=dict)  # planned seconds per stage
+    refit_epochs: int = 0                        # epochs of the refit on every row (0: no refit)
 
     @property
     def epoch_seconds(self) -> float:
@@ -79,7 +81,7 @@ class Plan:
     @property
     def refit_epoch_seconds(self) -> float:
         """Planned seconds of one epoch of the refit on every row (0 without a refit)."""
-        return self.stage_seconds.get("refit", 0.0) / max(1, self.epochs)
+        return self.stage_seconds.get("refit", 0.0) / max(1, self.refit_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +92,8 @@ class Plan:
 
     def describe(self) -> str:
         minutes = ", ".join(f"{k} {v / 60:.1f}" for k, v in self.stage_seconds.items())
-        return (f"budget {self.budget_seconds / 60:.1f} min -> {self.folds} folds x {self.epochs} epochs at "
+        refit = f" + refit {self.refit_epochs} epochs on every row" if self.refit_epochs else ""
+        return (f"budget {self.budget_seconds / 60:.1f} min -> {self.folds} folds x {self.epochs} epochs{refit} at "
                 f"{self.image_size} px (train {self.speeds['train_ips']:.0f} img/s, inference "
                 f"{self.speeds['infer_ips']:.0f} img/s); planned minutes: {minutes}")
 
@@ -122,8 +125,9 @@ def plan_budget(budget_seconds: float, probe: Speeds, work: Workload, limits: Li
         for folds in sorted(set(limits.folds)):
             stages = _fixed_stages(speeds, work, folds)
             per_fold_epochs = epoch_seconds(speeds, work.n_train, folds) * folds
+            # the refit's epochs per fold epoch, priced into each planned fold epoch
             per_refit_epoch = work.n_train / speeds.train_ips if work.refit else 0.0
-            per_epoch = per_fold_epochs + per_refit_epoch
+            per_epoch = per_fold_epochs + per_refit_epoch * work.refit_ratio
             epochs = min(limits.max_epochs, math.floor((usable - sum(stages.values())) / per_epoch))
             candidates.append((epochs, size, folds, speeds, stages, per_epoch, per_refit_epoch))
     feasible = [c for c in candidates if c[0] >= limits.min_epochs]
@@ -136,10 +140,11 @@ def plan_budget(budget_seconds: float, probe: Speeds, work: Workload, limits: Li
     rich = [c for c in feasible if c[0] >= limits.target_epochs]
     epochs, size, folds, speeds, stages, per_epoch, per_refit_epoch = (
         max(rich, key=lambda c: (c[1], c[2])) if rich else max(feasible, key=lambda c: (c[0], c[1], c[2])))
-    refit = {"refit": per_refit_epoch * epochs} if work.refit else {}
-    stages = {"train": (per_epoch - per_refit_epoch) * epochs, **refit, **stages}
+    refit_epochs = max(1, round(epochs * work.refit_ratio)) if work.refit else 0
+    refit = {"refit": per_refit_epoch * refit_epochs} if work.refit else {}
+    stages = {"train": (per_epoch - per_refit_epoch * work.refit_ratio) * epochs, **refit, **stages}
     return Plan(budget_seconds, folds, size, epochs,
-                {"train_ips": speeds.train_ips, "infer_ips": speeds.infer_ips}, stages)
+                {"train_ips": speeds.train_ips, "infer_ips": speeds.infer_ips}, stages, refit_epochs)
 
 
 def replan_epochs(plan: Plan, train_seconds_left: float, folds_left: int, measured_epoch_seconds: float | None,

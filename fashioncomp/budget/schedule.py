@@ -38,11 +38,12 @@ def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spen
     if saved.is_file():
         epochs = int(read_json(saved)["epochs"])
     elif is_refit:
-        epochs = max(limits.min_epochs, min(plan.epochs, math.floor(train_left / (plan.refit_epoch_seconds * drift))))
+        epochs = max(limits.min_epochs, min(plan.refit_epochs, math.floor(train_left / (plan.refit_epoch_seconds * drift))))
     else:
         epochs = replan_epochs(plan, train_left, folds_left, measured, limits)
     if not saved.is_file():
-        write_json(saved, {"epochs": epochs, "planned_epochs": plan.epochs, "measured_epoch_seconds": measured,
+        write_json(saved, {"epochs": epochs, "planned_epochs": plan.refit_epochs if is_refit else plan.epochs,
+                           "measured_epoch_seconds": measured,
                            "train_seconds_left": train_left})
     if is_refit:
         return epochs, max(fold_seconds_spent + train_left, plan.refit_epoch_seconds * drift * limits.min_epochs)
