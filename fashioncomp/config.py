@@ -81,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
         "grad_clip": 5.0,
         "deterministic": False,
         "threads": None,         # torch intra-op threads; None = torch default
+        "progressive_from": 0,   # >0: first epochs at this side, growing to data.image_size (0 = off)
+        "progressive_until": 0.5,  # share of the epochs after which training is at data.image_size
     },
     "augment": {
         "hflip": 0.5,
@@ -101,6 +103,8 @@ DEFAULTS: dict[str, Any] = {
         "epochs": None,          # None = epochs_ratio x the folds' epochs (train.epochs, or the budget plan's)
         "epochs_ratio": 1.0,     # the refit's epochs per fold epoch: it learns from every row, so it earns more
         "blend": 0.5,            # its weight in the test prediction; the fold ensemble has the rest
+        "distill": 0.0,          # weight of the folds' out-of-fold probabilities in its targets (0 = labels only)
+        "pseudo_label": 0.0,     # >0: test images the folds predict with this confidence join its rows
     },
     "budget": {
         "minutes": None,         # wall-clock budget of the whole pipeline; None = train.epochs as given

@@ -125,13 +125,14 @@ class Run:
     def refit_dir(self) -> Path:
         return self.dir / "refit"
 
-    def budget_schedule(self, out_dir: Path, folds_left: int, is_refit: bool = False) -> tuple[int, float]:
+    def budget_schedule(self, out_dir: Path, folds_left: int, is_refit: bool = False,
+                        rows_scale: float = 1.0) -> tuple[int, float]:
         """(epochs, time limit) under the budget plan for the fold or refit in `out_dir`."""
         assert self.plan is not None, "only a run with a budget plan has a schedule"
         limits = limits_from_config(self.recipe_config["budget"], self.n_folds, self.plan.image_size)
         logged = [s for k in range(self.n_folds) for s in logged_epoch_seconds(self.fold_dir(k))]
         return schedule_fold(self.plan, limits, out_dir, sum(logged), len(logged),
-                             sum(logged_epoch_seconds(out_dir)), folds_left, is_refit)
+                             sum(logged_epoch_seconds(out_dir)), folds_left, is_refit, rows_scale)
 
     def load_fold_model(self, fold: int, device: torch.device) -> torch.nn.Module:
         return self.load_model(self.fold_dir(fold) / "best.pt", device)
@@ -362,6 +363,20 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     return report
 
 
+def fold_ensemble_probs(run: Run, images: Any, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, C] category and [N, A] attribute probabilities of rows `index` of `images` (others 0):
+    the mean of every trained fold model's, each with the recipe's TTA."""
+    device = pick_device()
+    trained = _trained_folds(run)
+    cat = np.zeros((len(images), run.schema.num_categories), dtype=np.float32)
+    attr = np.zeros((len(images), run.schema.num_attributes), dtype=np.float32)
+    for fold in trained:
+        c, a = _predict(run, run.load_fold_model(fold, device), images, index, run.config["predict"]["tta"], device)
+        cat[index] += c / len(trained)
+        attr[index] += a / len(trained)
+    return cat, attr
+
+
 def stage_predict(run: Run, force: bool = False) -> Path:
     """Test probabilities: the mean of every fold model's TTA probabilities, blended with the refit
     model's (weight `refit.blend`) when the recipe has one."""
@@ -380,17 +395,14 @@ def stage_predict(run: Run, force: bool = False) -> Path:
         return out
     file_paths = read_test(run.data_root)
     images, readable = run.images(file_paths, on_error="warn")
-    device = pick_device()
     index = np.flatnonzero(readable)
     blend = float(run.config["refit"]["blend"]) if refit else 0.0
-    weights = [(1.0 - blend) / len(checkpoints)] * len(checkpoints) + ([blend] if refit else [])
-    cat = np.zeros((len(file_paths), run.schema.num_categories), dtype=np.float32)
-    attr = np.zeros((len(file_paths), run.schema.num_attributes), dtype=np.float32)
-    for checkpoint, weight in zip(checkpoints + ([refit] if refit else []), weights):
-        model = run.load_model(checkpoint, device)
-        c, a = _predict(run, model, images, index, run.config["predict"]["tta"], device)
-        cat[index] += weight * c
-        attr[index] += weight * a
+    cat, attr = fold_ensemble_probs(run, images, index)
+    if refit is not None:
+        c, a = _predict(run, run.load_model(refit, pick_device()), images, index, run.config["predict"]["tta"],
+                        pick_device())
+        cat[index] = (1.0 - blend) * cat[index] + blend * c
+        attr[index] = (1.0 - blend) * attr[index] + blend * a
     if not readable.all():
         # unreadable rows get the models' prior: their mean prediction over the training images
         oof = read_npz(run.dir / "oof.npz", hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")

@@ -2,30 +2,77 @@
 
 Each fold model learns from (k-1)/k of the rows; the refit learns from all of them, with the
 recipe's schedule (`refit.epochs`, by default `refit.epochs_ratio` x the folds' epoch count,
-under a budget what the plan gives it). It has no held-out rows, so it keeps its last epoch, and CV cannot score
-it: the OOF scores and the thresholds stay those of the fold models, and the refit only enters
-the test prediction, blended with the fold ensemble (`refit.blend`).
+under a budget what the plan gives it). It has no held-out rows, so it keeps its last epoch, and
+CV cannot score it: the OOF scores and the thresholds stay those of the fold models, and the
+refit only enters the test prediction, blended with the fold ensemble (`refit.blend`).
+
+The fold ensemble can teach it (fashioncomp.training.teacher): `refit.distill` mixes the folds'
+out-of-fold probabilities into its targets (so the oof stage runs first), `refit.pseudo_label`
+adds the test images the folds are confident about, with their predicted labels.
 
     runs/<name>/refit/   best.pt (the last epoch), last.pt, metrics.csv, done.json[, budget.json]
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fashioncomp.pipeline import Run
+from fashioncomp.config import ConfigError
+from fashioncomp.data.dataset_reader import read_test
+from fashioncomp.data.torch_dataset import StackedImages
+from fashioncomp.io import read_npz
+from fashioncomp.pipeline import Run, fold_ensemble_probs
+from fashioncomp.tasks import encode_targets
+from fashioncomp.training.teacher import distill_targets, pseudo_labels, targets_from_probabilities
 from fashioncomp.training.train import TRAINING_OUTPUTS, FoldInputs, pick_device, train_fold
 
 __all__ = ["stage_refit", "refit_epochs"]
 
 
-def refit_epochs(cfg: dict) -> int:
+def refit_epochs(cfg: dict[str, Any]) -> int:
     """`refit.epochs`, else `refit.epochs_ratio` x the folds' epochs (at least 1)."""
     rcfg = cfg["refit"]
     if rcfg["epochs"]:
         return int(rcfg["epochs"])
     return max(1, round(float(rcfg["epochs_ratio"]) * int(cfg["train"]["epochs"])))
+
+
+def taught_inputs(run: Run, images: Any) -> FoldInputs:
+    """The refit's rows and targets: every training row (labels, distilled if asked) plus the
+    confident test images under pseudo-labels."""
+    rcfg = run.config["refit"]
+    data = run.train_data()
+    targets, masks = encode_targets(data, run.tasks)
+    n_train = len(data)
+    if rcfg["distill"] > 0:
+        oof = read_npz(run.dir / "oof.npz", hint=f" (refit.distill needs the out-of-fold predictions: run "
+                                                  f"`python -m fashioncomp oof --run {run.dir}` first)")
+        if list(oof["file_path"]) != data.file_paths:
+            raise ConfigError(f"{run.dir / 'oof.npz'} does not match {run.data_root / 'train.csv'}; rerun the oof stage "
+                              "with --force")
+        covered = ~np.isnan(oof["category"][:, 0])
+        teacher = targets_from_probabilities(np.nan_to_num(oof["category"]), np.nan_to_num(oof["attributes"]), run.tasks)
+        targets = distill_targets(targets, teacher, float(rcfg["distill"]), rows=covered)
+        print(f"refit: targets = {1 - rcfg['distill']:g} x labels + {rcfg['distill']:g} x the folds' out-of-fold "
+              f"probabilities ({int(covered.sum())} of {n_train} rows)")
+    if not rcfg["pseudo_label"]:
+        return FoldInputs(images, data, run.schema, run.tasks, np.arange(n_train), np.zeros(0, dtype=np.int64),
+                          targets=(targets, masks))
+    test_paths = read_test(run.data_root)
+    test_images, readable = run.images(test_paths, on_error="warn")
+    cat, attr = fold_ensemble_probs(run, test_images, np.flatnonzero(readable))
+    keep, pseudo_targets, pseudo_masks = pseudo_labels(targets_from_probabilities(cat, attr, run.tasks), run.tasks,
+                                                       float(rcfg["pseudo_label"]))
+    keep &= readable
+    print(f"refit: {int(keep.sum())} of {len(test_paths)} test images join with pseudo-labels (the folds' "
+          f"confidence >= {rcfg['pseudo_label']:g})")
+    targets = {k: np.concatenate([v, pseudo_targets[k]]) for k, v in targets.items()}
+    masks = {k: np.concatenate([v, pseudo_masks[k]]) for k, v in masks.items()}
+    index = np.concatenate([np.arange(n_train), n_train + np.flatnonzero(keep)])
+    return FoldInputs(StackedImages(images, test_images), data, run.schema, run.tasks, index,
+                      np.zeros(0, dtype=np.int64), targets=(targets, masks))
 
 
 def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | None:
@@ -41,13 +88,14 @@ def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | 
     if (out / "done.json").is_file() and (out / "best.pt").is_file():
         print(f"refit: already trained ({out})")
         return out / "best.pt"
-    data = run.train_data()
-    images, _ = run.images(data.file_paths)
+    images, _ = run.images(run.train_data().file_paths)
+    inputs = taught_inputs(run, images)
+    rows = len(inputs.train_index)
     epochs, time_limit = refit_epochs(cfg), None
     if run.plan is not None:
-        epochs, time_limit = run.budget_schedule(out, 0, is_refit=True)
-    inputs = FoldInputs(images, data, run.schema, run.tasks, np.arange(len(data)), np.zeros(0, dtype=np.int64))
-    print(f"refit: {len(data)} images (every row), {epochs} epoch(s)"
+        # pseudo-labelled rows make its epochs longer than planned
+        epochs, time_limit = run.budget_schedule(out, 0, is_refit=True, rows_scale=rows / len(inputs.data))
+    print(f"refit: {rows} images ({len(inputs.data)} training rows), {epochs} epoch(s)"
           + (f", at most {time_limit / 60:.1f} min" if time_limit is not None else ""))
     # its own seed stream: numbered after the folds
     train_fold({**cfg, "train": {**cfg["train"], "epochs": epochs}}, inputs, run.n_folds, out, pick_device(),

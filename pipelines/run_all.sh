@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole pipeline, stage by stage: plan (with a budget) -> split -> train folds -> refit (if on) -> OOF -> thresholds -> test prediction
+# The whole pipeline, stage by stage: plan (with a budget) -> split -> train folds -> OOF -> refit (if on) -> thresholds -> test prediction
 # -> submission CSVs -> report (runs/<name>/report.md). Every stage skips work whose outputs are up to date, so rerunning
 # this script after an interruption resumes where it stopped.
 #
@@ -51,10 +51,10 @@ echo "== split"
 "$PYTHON" -m fashioncomp split --run "$run" ${force[@]+"${force[@]}"}
 echo "== train"
 "$PYTHON" -m fashioncomp train --run "$run" ${folds:+--folds "$folds"} ${force[@]+"${force[@]}"}
-echo "== refit"
-"$PYTHON" -m fashioncomp refit --run "$run" ${force[@]+"${force[@]}"}
 echo "== out-of-fold predictions"
 "$PYTHON" -m fashioncomp oof --run "$run" ${force[@]+"${force[@]}"}
+echo "== refit"
+"$PYTHON" -m fashioncomp refit --run "$run" ${force[@]+"${force[@]}"}
 echo "== thresholds"
 "$PYTHON" -m fashioncomp thresholds --run "$run" ${force[@]+"${force[@]}"}
 if [[ -f "$data/test.csv" ]]; then

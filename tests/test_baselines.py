@@ -1,4 +1,5 @@
 """The logistic-regression reference."""
+import pytest
 import numpy as np
 import pandas as pd
 
@@ -37,3 +38,30 @@ def test_plain_model_trains_on_every_row_and_writes_a_valid_submission(tiny_data
     cat = pd.read_csv(tmp_path / "sub" / "category.csv")
     assert list(cat["file_path"]) == read_test(tiny_dataset)
     assert "plain: 96 training images x 2 epochs" in capsys.readouterr().out
+
+
+def test_plain_epochs_fill_the_minutes_left_after_setup_and_test_prediction():
+    from fashioncomp.baselines.plain import SAFETY, epochs_for_minutes
+
+    # 10 min x 0.95 = 570 s - 30 s setup - 1000 test rows / 200 img/s = 535 s at 3000 rows / 100 img/s
+    epochs, seconds = epochs_for_minutes(10, 30.0, 3000, 1000, train_ips=100.0, infer_ips=200.0)
+    assert SAFETY == 0.95 and seconds == pytest.approx(535.0) and epochs == 17
+    assert epochs_for_minutes(0.1, 30.0, 3000, 1000, 100.0, 200.0)[0] == 1  # always at least one epoch
+
+
+def test_plain_model_given_minutes_plans_its_epochs_from_a_probe_and_keeps_to_them(tiny_dataset, tmp_path, capsys):
+    import re
+    import time
+
+    from fashioncomp.baselines.plain import main as plain_main
+
+    started = time.perf_counter()
+    assert plain_main(["--data", str(tiny_dataset), "--minutes", "0.5", "--out", str(tmp_path / "sub"),
+                       "--work", str(tmp_path / "work"), "--set", "model.backbone=test_resnet",
+                       "--set", "data.image_size=32"]) == 0
+    wall = time.perf_counter() - started
+    out = capsys.readouterr().out
+    planned = int(re.search(r"plain: 0.5 min at \d+ training img/s -> (\d+) epochs", out).group(1))
+    epochs_run = len(pd.read_csv(tmp_path / "work" / "model" / "metrics.csv"))
+    assert planned > 2 and 1 <= epochs_run <= planned
+    assert wall <= 30 * 1.10

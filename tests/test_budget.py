@@ -191,3 +191,26 @@ def test_too_small_a_budget_fails_before_training_with_one_line(tiny_dataset, tm
     err = capsys.readouterr().err.split("\r")[-1]  # after the image cache's progress bar
     assert err.startswith("error: a budget of 1 s is too small") and "need at least" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run" / "plan.json").exists()
+
+
+@pytest.mark.parametrize("ratio", [1.0, 2.0, 3.0])
+def test_the_refit_gets_its_ratio_of_the_fold_epochs_within_the_budget(ratio):
+    limits = Limits(folds=(2,), image_sizes=(96,))
+    work = Workload(3000, 1000, 2, 60.0, refit=True, refit_ratio=ratio)
+    plan = plan_budget(1200, PROBE, work, limits)
+    assert plan.refit_epochs == max(1, round(plan.epochs * ratio))
+    assert plan.refit_epoch_seconds == pytest.approx(3000 / PROBE.train_ips)
+    assert total(plan) <= 1200 * limits.safety + plan.refit_epoch_seconds  # rounding of ratio x epochs
+    # one more fold epoch (with its share of refit epochs) would not fit
+    more = epoch_seconds(PROBE, 3000, 2) * 2 + plan.refit_epoch_seconds * ratio
+    assert total(plan) + more > 1200 * limits.safety
+    assert f"2 folds x {plan.epochs} epochs + refit {plan.refit_epochs} epochs on every row" in plan.describe()
+
+
+def test_a_refit_after_folds_that_ran_fast_takes_the_time_they_left(tmp_path):
+    limits = Limits(folds=(2,), image_sizes=(96,))
+    plan = plan_budget(1200, PROBE, Workload(3000, 1000, 2, 60.0, refit=True, refit_ratio=2.0), limits)
+    used = simulate(plan, limits, tmp_path, lambda k, e: 0.7)
+    refit = json.loads((tmp_path / "refit" / "budget.json").read_text())
+    assert refit["epochs"] > plan.refit_epochs and refit["planned_epochs"] == plan.refit_epochs
+    assert 1200 * 0.8 <= used <= 1200 * 1.10

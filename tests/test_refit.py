@@ -70,3 +70,78 @@ def test_the_budget_plans_the_refit_and_its_prediction():
     assert with_refit.epochs < without.epochs
     assert with_refit.stage_seconds["predict"] == pytest.approx(without.stage_seconds["predict"] * 5 / 4)
     assert sum(with_refit.stage_seconds.values()) <= 1200 * 0.92
+
+
+def test_teacher_targets_invert_the_attribute_probabilities_and_mix_and_select():
+    from fashioncomp.data.schema import AttributeGroup  # noqa: F401  (groups come from the schema)
+    from fashioncomp.tasks import Task
+    from fashioncomp.training.teacher import distill_targets, pseudo_labels, targets_from_probabilities
+
+    tasks = [Task("category", "multiclass", 3), Task("group/g", "multiclass", 3, (0, 1)),
+             Task("attributes", "multilabel", 1, (2,))]
+    cat = np.array([[0.9, 0.05, 0.05], [0.4, 0.3, 0.3]], dtype=np.float32)
+    attr = np.array([[0.95, 0.02, 0.97], [0.5, 0.1, 0.6]], dtype=np.float32)
+    teacher = targets_from_probabilities(cat, attr, tasks)
+    np.testing.assert_allclose(teacher["group/g"], [[0.95, 0.02, 0.03], [0.5, 0.1, 0.4]], atol=1e-6)
+    np.testing.assert_allclose(teacher["attributes"], [[0.97], [0.6]], atol=1e-6)
+    hard = {"category": np.eye(3, dtype=np.float32)[[0, 2]], "group/g": np.eye(3, dtype=np.float32)[[0, 2]],
+            "attributes": np.array([[1.0], [0.0]], dtype=np.float32)}
+    mixed = distill_targets(hard, teacher, 0.25, rows=np.array([True, False]))
+    np.testing.assert_allclose(mixed["category"][0], 0.75 * hard["category"][0] + 0.25 * cat[0], atol=1e-6)
+    np.testing.assert_array_equal(mixed["category"][1], hard["category"][1])  # a row the teacher did not see
+    assert np.allclose(mixed["category"].sum(axis=1), 1.0)
+    keep, targets, masks = pseudo_labels(teacher, tasks, 0.9)
+    assert keep.tolist() == [True, False]  # row 1: the category is a toss-up
+    np.testing.assert_array_equal(targets["group/g"][0], [1, 0, 0])
+    assert masks["attributes"][:, 0].tolist() == [True, False]  # 0.6 is neither >= 0.9 nor <= 0.1
+    with pytest.raises(ValueError):
+        pseudo_labels(teacher, tasks, 0.5)
+
+
+def test_refit_distils_the_out_of_fold_probabilities_and_adds_confident_test_images(tiny_dataset, tmp_path,
+                                                                                  monkeypatch, capsys):
+    import fashioncomp.refit as refit_module
+    from fashioncomp.data.dataset_reader import read_test
+    from fashioncomp.tasks import encode_targets
+    from fashioncomp.training.teacher import targets_from_probabilities
+
+    run = init_run(tmp_path / "run", tiny_dataset, None,
+                   TINY + ["refit.enabled=true", "refit.epochs=2", "refit.distill=0.5", "refit.pseudo_label=0.51"])
+    stage_split(run)
+    stage_train(run, progress=False)
+    with pytest.raises(Exception, match="oof.npz.*fashioncomp oof --run"):
+        stage_refit(run, progress=False)  # distillation needs the out-of-fold predictions first
+    stage_oof(run)
+    seen = {}
+    real_train_fold = refit_module.train_fold
+    monkeypatch.setattr(refit_module, "train_fold",
+                        lambda cfg, inputs, *a, **k: seen.update(inputs=inputs) or real_train_fold(cfg, inputs, *a, **k))
+    real_ensemble = refit_module.fold_ensemble_probs
+
+    def ensemble_sure_of_rows_3_and_7(run_, images, index):
+        """The folds' real test probabilities, made confident on two test rows (tiny models never are)."""
+        cat, attr = real_ensemble(run_, images, index)
+        for row, label in ((3, 1), (7, 0)):
+            cat[row] = np.eye(cat.shape[1])[label]
+            attr[row] = (attr[row] > attr[row].mean()).astype(np.float32)
+        return cat, attr
+
+    monkeypatch.setattr(refit_module, "fold_ensemble_probs", ensemble_sure_of_rows_3_and_7)
+    stage_refit(run, progress=False)
+    out = capsys.readouterr().out
+    inputs = seen["inputs"]
+    n_train, n_test = len(run.train_data()), len(read_test(tiny_dataset))
+    assert f"refit: 2 of {n_test} test images join with pseudo-labels" in out
+    assert inputs.train_index[n_train:].tolist() == [n_train + 3, n_train + 7]
+    targets, masks = inputs.targets
+    oof = np.load(run.dir / "oof.npz")
+    hard, _ = encode_targets(run.train_data(), run.tasks)
+    teacher = targets_from_probabilities(oof["category"], oof["attributes"], run.tasks)
+    np.testing.assert_allclose(targets["category"][:n_train], 0.5 * hard["category"] + 0.5 * teacher["category"],
+                               atol=1e-6)
+    assert targets["category"][n_train + 3].argmax() == 1 and targets["category"][n_train + 7].argmax() == 0
+    assert masks["category"][n_train + 3] and targets["category"][n_train + 3].sum() == 1.0
+    assert len(inputs.images) == n_train + n_test
+    metrics = pd.read_csv(run.refit_dir / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2] and metrics["train_loss"].notna().all()
+    assert stage_predict(run).is_file()

@@ -3,7 +3,9 @@
 The time of every stage is modelled from two speeds measured on this machine for this recipe
 (training and inference images/s at one image size, see probe.py) and the dataset's size:
 
-    one epoch of a fold   train rows / train_ips  +  held-out rows / infer_ips   (validation)
+    one epoch of a fold   train rows / train_ips x progressive-resizing factor
+                          +  held-out rows / infer_ips   (validation)
+    one epoch of refit    all rows / train_ips x the same factor (refit.epochs_ratio per fold epoch)
     OOF                   train rows x TTA views / infer_ips
     test prediction       test rows x TTA views x folds / infer_ips
     fixed                 process start-ups, the image cache, thresholds, submission, report
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from fashioncomp.errors import UserError
+from fashioncomp.training.progressive import cost_factor
 
 __all__ = ["BudgetError", "Speeds", "Workload", "Limits", "Plan", "plan_budget", "replan_epochs", "parse_duration"]
 
@@ -51,6 +54,7 @@ class Workload:
     fixed_seconds: float = 60.0  # stage start-ups, image cache, thresholds, submission, report
     refit: bool = False          # one more network on every row after the folds (refit.enabled)
     refit_ratio: float = 1.0     # its epochs per fold epoch (refit.epochs_ratio)
+    progressive: tuple[int, float] = (0, 0.5)  # (train.progressive_from, train.progressive_until)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _training_seconds(speeds: Speeds, work: Workload, folds: int, epochs: int) -> tuple[float, float, int]:
+    """(seconds of the folds' epochs, seconds of the refit's, refit epochs) for `epochs` per fold.
+
+    Progressive resizing makes a training epoch cheaper on average (`cost_factor`); validation
+    always runs at the full size.
+    """
+    start, until = work.progressive
+    val_rows = work.n_train / folds
+    train_pass = (work.n_train - val_rows) / speeds.train_ips * cost_factor(epochs, speeds.image_size, start, until)
+    folds_seconds = folds * epochs * (train_pass + val_rows / speeds.infer_ips)
+    if not work.refit or epochs == 0:
+        return folds_seconds, 0.0, 0
+    refit_epochs = max(1, round(epochs * work.refit_ratio))
+    refit_pass = work.n_train / speeds.train_ips * cost_factor(refit_epochs, speeds.image_size, start, until)
+    return folds_seconds, refit_epochs * refit_pass, refit_epochs
+
+
 def plan_budget(budget_seconds: float, probe: Speeds, work: Workload, limits: Limits) -> Plan:
     """The plan for `budget_seconds`; BudgetError if not even one epoch per fold fits."""
     usable = budget_seconds * limits.safety
@@ -124,25 +145,25 @@ def plan_budget(budget_seconds: float, probe: Speeds, work: Workload, limits: Li
         speeds = probe.at(size)
         for folds in sorted(set(limits.folds)):
             stages = _fixed_stages(speeds, work, folds)
-            per_fold_epochs = epoch_seconds(speeds, work.n_train, folds) * folds
-            # the refit's epochs per fold epoch, priced into each planned fold epoch
-            per_refit_epoch = work.n_train / speeds.train_ips if work.refit else 0.0
-            per_epoch = per_fold_epochs + per_refit_epoch * work.refit_ratio
-            epochs = min(limits.max_epochs, math.floor((usable - sum(stages.values())) / per_epoch))
-            candidates.append((epochs, size, folds, speeds, stages, per_epoch, per_refit_epoch))
+            fixed = sum(stages.values())
+            # the most epochs per fold whose training, with the refit's share, fits what is left
+            epochs = max((e for e in range(1, limits.max_epochs + 1)
+                          if fixed + sum(_training_seconds(speeds, work, folds, e)[:2]) <= usable), default=0)
+            need = (fixed + sum(_training_seconds(speeds, work, folds, limits.min_epochs)[:2])) / limits.safety
+            candidates.append((epochs, size, folds, speeds, stages, need))
     feasible = [c for c in candidates if c[0] >= limits.min_epochs]
     if not feasible:
-        need = min(sum(c[4].values()) + c[5] * limits.min_epochs for c in candidates) / limits.safety
+        need = min(c[5] for c in candidates)
         raise BudgetError(
             f"a budget of {_duration(budget_seconds)} is too small: at this machine's measured speed, "
             f"{limits.min_epochs} epoch(s) per fold plus prediction and report need at least {_duration(need)} "
             f"(fewer folds via budget.folds or a smaller image via budget.image_sizes need less)")
     rich = [c for c in feasible if c[0] >= limits.target_epochs]
-    epochs, size, folds, speeds, stages, per_epoch, per_refit_epoch = (
+    epochs, size, folds, speeds, stages, _ = (
         max(rich, key=lambda c: (c[1], c[2])) if rich else max(feasible, key=lambda c: (c[0], c[1], c[2])))
-    refit_epochs = max(1, round(epochs * work.refit_ratio)) if work.refit else 0
-    refit = {"refit": per_refit_epoch * refit_epochs} if work.refit else {}
-    stages = {"train": (per_epoch - per_refit_epoch * work.refit_ratio) * epochs, **refit, **stages}
+    folds_seconds, refit_seconds, refit_epochs = _training_seconds(speeds, work, folds, epochs)
+    refit = {"refit": refit_seconds} if work.refit else {}
+    stages = {"train": folds_seconds, **refit, **stages}
     return Plan(budget_seconds, folds, size, epochs,
                 {"train_ips": speeds.train_ips, "infer_ips": speeds.infer_ips}, stages, refit_epochs)
 

@@ -11,9 +11,10 @@ from fashioncomp.data.dataset_reader import read_test
 from fashioncomp.data.images import build_image_cache
 from fashioncomp.io import write_json
 from fashioncomp.pipeline import Run
+from fashioncomp.training.progressive import progressive_settings
 
 
-# processes run_all.sh starts after this stage (split, train, refit, oof, thresholds, predict, submission, report)
+# processes run_all.sh starts after this stage (split, train, oof, refit, thresholds, predict, submission, report)
 LATER_PROCESSES = 8
 
 
@@ -46,7 +47,8 @@ def stage_plan(run: Run, force: bool = False) -> Plan | None:
     limits = limits_from_config(cfg["budget"], int(cfg["split"]["n_folds"]), size)
     fixed = float(cfg["budget"]["fixed_seconds"]) + probe_seconds + LATER_PROCESSES * startup
     work = Workload(len(data), n_test, len(cfg["predict"]["tta"]), fixed, refit=bool(cfg["refit"]["enabled"]),
-                    refit_ratio=float(cfg["refit"]["epochs_ratio"]))
+                    refit_ratio=float(cfg["refit"]["epochs_ratio"]),
+                    progressive=progressive_settings(cfg["train"]))
     plan = plan_budget(budget_seconds, speeds, work, limits)
     write_json(out, plan.to_dict())
     print(f"plan (probe {probe_seconds:.0f}s, {startup:.1f}s to start a stage): " + plan.describe() + f"\nplan: saved to {out}")

@@ -39,6 +39,21 @@ class FileImages:
         return load_image(self.root / self.file_paths[int(i)], self.size)
 
 
+class StackedImages:
+    """Array-like rows of `first` followed by those of `second` (e.g. training images, then the
+    test images a refit learns from with pseudo-labels), without copying either."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = int(i)
+        return self.first[i] if i < len(self.first) else self.second[i - len(self.first)]
+
+
 class EpochSampler(Sampler[tuple[int, int]]):
     """A seeded shuffle per epoch (torch's DistributedSampler: permutation seeded by seed + epoch,
     one disjoint shard per rank) that yields `(position, epoch)` keys for ImageTargetsDataset."""

@@ -47,6 +47,7 @@ from fashioncomp.tasks import Task, encode_targets
 from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint, save_checkpoint
 from fashioncomp.training.mixing import mix_batch
+from fashioncomp.training.progressive import epoch_image_size, progressive_settings, resize_batch
 
 # what training writes in a fold's (or the refit's) directory; --force removes them all
 TRAINING_OUTPUTS = ("done.json", "last.pt", "best.pt", "metrics.csv", "budget.json")
@@ -65,6 +66,9 @@ class FoldInputs:
     tasks: list[Task]
     train_index: np.ndarray
     val_index: np.ndarray
+    # per-task (targets, masks) over every row of `images`, instead of the labels of `data`
+    # (the refit's distilled targets and pseudo-labels)
+    targets: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
 
 
 @dataclass
@@ -189,8 +193,9 @@ def create_optimisation(cfg: dict[str, Any], model: torch.nn.Module, tasks: list
 
 
 def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch: int,
-                    mix_rng: np.random.Generator) -> EpochResult:
-    """One pass over `batches` (dicts with uint8 NHWC "image", "targets", "masks", "row")."""
+                    mix_rng: np.random.Generator, image_side: int | None = None) -> EpochResult:
+    """One pass over `batches` (dicts with uint8 NHWC "image", "targets", "masks", "row"),
+    downscaled to `image_side` if given (progressive resizing)."""
     tcfg, device = opt.train_cfg, opt.device
     names = list(opt.task_losses)
     bar = batches if isinstance(batches, tqdm) and not batches.disable else None
@@ -201,6 +206,8 @@ def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch:
     n_steps = 0
     for batch in batches:
         x = to_model_input(batch["image"].permute(0, 3, 1, 2), device, tcfg["channels_last"])
+        if image_side is not None:
+            x = resize_batch(x, image_side)
         tgt = {k: v.to(device, non_blocking=True) for k, v in batch["targets"].items()}
         msk = {k: v.to(device, non_blocking=True) for k, v in batch["masks"].items()}
         x, tgt, msk = mix_batch(x, tgt, msk, tcfg, mix_rng)
@@ -261,7 +268,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     if tcfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
 
-    targets, masks = encode_targets(inputs.data, inputs.tasks)
+    targets, masks = inputs.targets or encode_targets(inputs.data, inputs.tasks)
     transform = create_train_transform(cfg["augment"], seed=base_seed)
     train_set = ImageTargetsDataset(inputs.images, inputs.train_index, targets, masks, transform, aug_seed=base_seed)
     batch_size = min(tcfg["batch_size"], len(train_set) // ctx.world_size)
@@ -289,6 +296,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
 
     patience, min_delta = patience_for(tcfg), tcfg["min_delta"]
     validate = len(inputs.val_index) > 0
+    full_side, (start_side, until) = int(cfg["data"]["image_size"]), progressive_settings(tcfg)
     for epoch in range(start_epoch, tcfg["epochs"]):
         if bad_epochs >= patience:
             break
@@ -302,9 +310,11 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         mix_rng = np.random.default_rng([epoch_seed, ctx.rank])
         loader.sampler.set_epoch(epoch)
         started = time.time()
-        batches = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{tcfg['epochs']}",
+        side = epoch_image_size(epoch, tcfg["epochs"], full_side, start_side, until)
+        batches = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{tcfg['epochs']}"
+                       + (f" at {side}px" if side != full_side else ""),
                        disable=not (progress and ctx.is_main), leave=False)
-        result = train_one_epoch(opt, batches, epoch, mix_rng)
+        result = train_one_epoch(opt, batches, epoch, mix_rng, image_side=side if side != full_side else None)
         trace_rows(fold, epoch, ctx.rank, result.rows)
         weights_used = weighting.weights()
         weighting.end_epoch(result.mean_losses)
@@ -312,7 +322,8 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         eval_model = ema.module if ema is not None else model
         metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main and validate else {}
         metrics = distributed.broadcast_from_main(metrics)
-        row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"]}
+        row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"],
+               "image_size": side}
         row.update({f"loss/{k}": v for k, v in result.mean_losses.items()})
         row.update({f"weight/{k}": v for k, v in weights_used.items()})
         row.update({f"val/{k}": v for k, v in metrics.items()})

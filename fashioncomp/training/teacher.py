@@ -1,0 +1,73 @@
+"""The fold ensemble as a teacher for the refit on every row: distillation and pseudo-labels.
+
+- Distillation (`refit.distill: w`): each training row's target becomes (1 - w) x its label +
+  w x the fold ensemble's out-of-fold probabilities for it. Out of fold: the teacher's view of a
+  row comes from the one model that never trained on it, so the soft targets carry the
+  ensemble's uncertainty between look-alike classes, not a memory of the label.
+- Pseudo-labels (`refit.pseudo_label: t`): test images on which the fold ensemble is confident
+  (category and every single-choice group at probability >= t) join the refit's training rows
+  with the ensemble's argmax labels; of the independent attributes only the confident entries
+  (p >= t or p <= 1 - t) are labelled, the rest masked.
+
+Both work on the per-task targets of `fashioncomp.tasks` (dense float arrays plus masks).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fashioncomp.tasks import CATEGORY, Task
+
+__all__ = ["targets_from_probabilities", "distill_targets", "pseudo_labels"]
+
+
+def targets_from_probabilities(category: np.ndarray, attributes: np.ndarray, tasks: list[Task]) -> dict[str, np.ndarray]:
+    """Per-task soft targets from [N, C] category and [N, A] attribute probabilities (the inverse of
+    `tasks.attribute_probabilities`: a single-choice group gets its members plus "none")."""
+    out: dict[str, np.ndarray] = {}
+    for task in tasks:
+        if task.name == CATEGORY:
+            probs = np.clip(category, 0.0, None)
+            out[task.name] = (probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        elif task.is_multiclass:
+            member = np.clip(attributes[:, list(task.attribute_indices)], 0.0, 1.0)
+            member = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0)
+            out[task.name] = np.concatenate([member, 1.0 - member.sum(axis=1, keepdims=True)], axis=1).astype(np.float32)
+        else:
+            out[task.name] = np.clip(attributes[:, list(task.attribute_indices)], 0.0, 1.0).astype(np.float32)
+    return out
+
+
+def distill_targets(targets: dict[str, np.ndarray], teacher: dict[str, np.ndarray], weight: float,
+                    rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """(1 - weight) x targets + weight x teacher, on `rows` (bool [N], default all); other rows unchanged."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"distillation weight must be in [0, 1], got {weight}")
+    out = {}
+    for name, target in targets.items():
+        mixed = target.copy()
+        use = np.ones(len(target), dtype=bool) if rows is None else rows
+        mixed[use] = (1.0 - weight) * target[use] + weight * teacher[name][use]
+        out[name] = mixed
+    return out
+
+
+def pseudo_labels(teacher: dict[str, np.ndarray], tasks: list[Task], threshold: float
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(confident rows [N] bool, hard targets, masks) for the rows of `teacher` (per-task probabilities)."""
+    if not 0.5 < threshold <= 1.0:
+        raise ValueError(f"pseudo-label threshold must be in (0.5, 1], got {threshold}")
+    n = len(next(iter(teacher.values())))
+    confident = np.ones(n, dtype=bool)
+    targets: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    for task in tasks:
+        probs = teacher[task.name]
+        if task.name == CATEGORY or task.is_multiclass:
+            confident &= probs.max(axis=1) >= threshold
+            hard = np.zeros_like(probs)
+            hard[np.arange(n), probs.argmax(axis=1)] = 1.0
+            targets[task.name], masks[task.name] = hard, np.ones(n, dtype=bool)
+        else:
+            targets[task.name] = (probs >= 0.5).astype(np.float32)
+            masks[task.name] = (probs >= threshold) | (probs <= 1.0 - threshold)
+    return confident, targets, masks
