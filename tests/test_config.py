@@ -16,7 +16,7 @@ def _recipe(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("recipe", ["default.yaml", "cpu.yaml"])
+@pytest.mark.parametrize("recipe", ["default.yaml", "cpu.yaml", "plain.yaml", "gpu.yaml"])
 def test_shipped_recipes_load(recipe):
     assert set(load_config(REPO / "configs" / recipe)) == set(DEFAULTS)
 

@@ -94,6 +94,11 @@ def test_teacher_targets_invert_the_attribute_probabilities_and_mix_and_select()
     assert keep.tolist() == [True, False]  # row 1: the category is a toss-up
     np.testing.assert_array_equal(targets["group/g"][0], [1, 0, 0])
     assert masks["attributes"][:, 0].tolist() == [True, False]  # 0.6 is neither >= 0.9 nor <= 0.1
+    # a confident category with an unsure group: the row joins, the group is masked
+    unsure = targets_from_probabilities(cat[:1], np.array([[0.6, 0.3, 0.99]], dtype=np.float32), tasks)
+    keep, targets, masks = pseudo_labels(unsure, tasks, 0.9)
+    assert keep.tolist() == [True] and masks["category"].tolist() == [True]
+    assert masks["group/g"].tolist() == [False] and masks["attributes"][:, 0].tolist() == [True]
     with pytest.raises(ValueError):
         pseudo_labels(teacher, tasks, 0.5)
 
@@ -145,3 +150,13 @@ def test_refit_distils_the_out_of_fold_probabilities_and_adds_confident_test_ima
     metrics = pd.read_csv(run.refit_dir / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2] and metrics["train_loss"].notna().all()
     assert stage_predict(run).is_file()
+
+
+@pytest.mark.parametrize("key,value", [("distill", 1.5), ("distill", -0.1), ("pseudo_label", 0.4), ("pseudo_label", 2)])
+def test_refit_teacher_settings_out_of_range_are_config_errors(refit_run, key, value):
+    from fashioncomp.refit import taught_inputs
+
+    run = Run(refit_run.dir)  # its own copy of the config
+    run.config["refit"][key] = value
+    with pytest.raises(ConfigError, match=f"refit.{key} must be"):
+        taught_inputs(run, None)

@@ -92,6 +92,8 @@ class Plan:
 
     @staticmethod
     def from_dict(raw: dict[str, Any]) -> "Plan":
+        if "refit_epochs" not in raw and "refit" in raw.get("stage_seconds", {}):
+            raw = {**raw, "refit_epochs": raw["epochs"]}  # plans written before refit.epochs_ratio
         return Plan(**raw)
 
     def describe(self) -> str:

@@ -4,10 +4,10 @@
   w x the fold ensemble's out-of-fold probabilities for it. Out of fold: the teacher's view of a
   row comes from the one model that never trained on it, so the soft targets carry the
   ensemble's uncertainty between look-alike classes, not a memory of the label.
-- Pseudo-labels (`refit.pseudo_label: t`): test images on which the fold ensemble is confident
-  (category and every single-choice group at probability >= t) join the refit's training rows
-  with the ensemble's argmax labels; of the independent attributes only the confident entries
-  (p >= t or p <= 1 - t) are labelled, the rest masked.
+- Pseudo-labels (`refit.pseudo_label: t`): test images whose category the fold ensemble
+  predicts at probability >= t join the refit's training rows with the ensemble's argmax labels;
+  each other task of such an image is labelled only where the ensemble is as confident of it
+  (a group's top probability >= t; an independent attribute p >= t or p <= 1 - t), else masked.
 
 Both work on the per-task targets of `fashioncomp.tasks` (dense float arrays plus masks).
 """
@@ -53,21 +53,25 @@ def distill_targets(targets: dict[str, np.ndarray], teacher: dict[str, np.ndarra
 
 def pseudo_labels(teacher: dict[str, np.ndarray], tasks: list[Task], threshold: float
                   ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(confident rows [N] bool, hard targets, masks) for the rows of `teacher` (per-task probabilities)."""
+    """(rows to add [N] bool, hard targets, masks) from the teacher's per-task probabilities.
+
+    A row is added when the teacher is confident of its category; each of its tasks is then
+    labelled only where the teacher is confident of that task too (a single-choice task: its top
+    probability >= threshold; an independent attribute: p >= threshold or p <= 1 - threshold), so
+    a hard group (e.g. gender on a flat-lay photo) does not keep the rest of the image out.
+    """
     if not 0.5 < threshold <= 1.0:
         raise ValueError(f"pseudo-label threshold must be in (0.5, 1], got {threshold}")
     n = len(next(iter(teacher.values())))
-    confident = np.ones(n, dtype=bool)
     targets: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
     for task in tasks:
         probs = teacher[task.name]
         if task.name == CATEGORY or task.is_multiclass:
-            confident &= probs.max(axis=1) >= threshold
             hard = np.zeros_like(probs)
             hard[np.arange(n), probs.argmax(axis=1)] = 1.0
-            targets[task.name], masks[task.name] = hard, np.ones(n, dtype=bool)
+            targets[task.name], masks[task.name] = hard, probs.max(axis=1) >= threshold
         else:
             targets[task.name] = (probs >= 0.5).astype(np.float32)
             masks[task.name] = (probs >= threshold) | (probs <= 1.0 - threshold)
-    return confident, targets, masks
+    return masks[CATEGORY].copy(), targets, masks
