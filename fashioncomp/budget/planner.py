@@ -104,9 +104,10 @@ class Plan:
                 f"{self.speeds['infer_ips']:.0f} img/s); planned minutes: {minutes}")
 
 
-def epoch_seconds(speeds: Speeds, n_train: int, folds: int) -> float:
+def epoch_seconds(speeds: Speeds, n_train: int, folds: int, train_cost: float = 1.0) -> float:
+    """One epoch of one fold: training on its rows (x `train_cost`, see `cost_factor`), validating the rest."""
     val_rows = n_train / folds
-    return (n_train - val_rows) / speeds.train_ips + val_rows / speeds.infer_ips
+    return (n_train - val_rows) / speeds.train_ips * train_cost + val_rows / speeds.infer_ips
 
 
 def _fixed_stages(speeds: Speeds, work: Workload, folds: int) -> dict[str, float]:
@@ -129,9 +130,8 @@ def _training_seconds(speeds: Speeds, work: Workload, folds: int, epochs: int) -
     always runs at the full size.
     """
     start, until = work.progressive
-    val_rows = work.n_train / folds
-    train_pass = (work.n_train - val_rows) / speeds.train_ips * cost_factor(epochs, speeds.image_size, start, until)
-    folds_seconds = folds * epochs * (train_pass + val_rows / speeds.infer_ips)
+    fold_epoch = epoch_seconds(speeds, work.n_train, folds, cost_factor(epochs, speeds.image_size, start, until))
+    folds_seconds = folds * epochs * fold_epoch
     if not work.refit or epochs == 0:
         return folds_seconds, 0.0, 0
     refit_epochs = max(1, round(epochs * work.refit_ratio))

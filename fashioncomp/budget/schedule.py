@@ -20,6 +20,7 @@ from fashioncomp.io import read_json, write_json
 __all__ = ["schedule_fold"]
 
 SCALES_WITH_COMPUTE = ("oof", "predict", "refit")
+EXTRA_EPOCH_MARGIN = 1.10  # a refit's epochs beyond the plan must fit 10% slower than priced
 
 
 def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spent: float, epochs_done: int,
@@ -42,8 +43,11 @@ def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spen
     if saved.is_file():
         epochs = int(read_json(saved)["epochs"])
     elif is_refit:
-        # the refit is last: it takes whatever the folds left, more than planned if they ran faster
+        # the refit is last: it takes what the folds left, more than planned if they ran faster; the
+        # extra epochs keep a margin, as a refit epoch is priced from the folds' drift, not measured
         affordable = math.floor(train_left / refit_epoch)
+        if affordable > plan.refit_epochs:
+            affordable = max(plan.refit_epochs, math.floor(train_left / (refit_epoch * EXTRA_EPOCH_MARGIN)))
         epochs = max(limits.min_epochs, min(limits.max_epochs, affordable))
     else:
         epochs = replan_epochs(plan, train_left, folds_left, measured, limits)

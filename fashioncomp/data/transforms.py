@@ -5,16 +5,21 @@ background of product photos.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import albumentations as A
-import cv2
+if TYPE_CHECKING:
+    import albumentations as A
 
 WHITE = (255, 255, 255)
 
 
-def create_train_transform(aug: dict[str, Any], seed: int | None = None) -> A.Compose:
-    steps: list[A.BasicTransform] = []
+def create_train_transform(aug: dict[str, Any], seed: int | None = None) -> "A.Compose":
+    # imported here: albumentations (with OpenCV) takes seconds to import, and only the stages
+    # that train need it, not oof, thresholds, predict, submission or report
+    import albumentations as A
+    import cv2
+
+    steps: list["A.BasicTransform"] = []
     if aug["hflip"] > 0:
         steps.append(A.HorizontalFlip(p=aug["hflip"]))
     if aug["shift_scale_rotate"] > 0:

@@ -25,7 +25,8 @@ def section_time(ctx: ReportContext) -> str:
     rows.append(["**total**", f"{sum(planned.values()) / 60:.1f}" if planned else "—", f"{sum(actual.values()) / 60:.1f}"])
     if run.plan is not None:
         p = run.plan
-        lines += [f"Budget {p.budget_seconds / 60:.1f} min, planned as {p.folds} folds x {p.epochs} epochs at "
+        refit = f" + a refit of {p.refit_epochs} epochs on every row" if p.refit_epochs else ""
+        lines += [f"Budget {p.budget_seconds / 60:.1f} min, planned as {p.folds} folds x {p.epochs} epochs{refit} at "
                   f"{p.image_size} px from a probe of {p.speeds['train_ips']:.0f} training and "
                   f"{p.speeds['infer_ips']:.0f} inference images/s (`plan.json`).", ""]
     lines += [_table(["stage", "planned minutes", "actual minutes"], rows), "",
