@@ -38,13 +38,18 @@ def test_resize_batch_keeps_the_layout_and_only_resizes_when_asked():
     assert torch.allclose(resize_batch(flat, 16), torch.ones(1, 3, 16, 16))  # antialiased: a flat image stays flat
 
 
-def test_a_fold_trains_at_the_progressive_sizes_and_validates_at_the_full_one(tiny_dataset, tmp_path):
+def _train_fold_0(tiny_dataset, tmp_path, overrides):
+    """Fold 0 of a tiny 2-fold run; its run and metrics.csv."""
     run = init_run(tmp_path / "run", tiny_dataset, None, [
-        "model.backbone=test_resnet", "data.image_size=48", "split.n_folds=2", "train.epochs=4",
-        "train.batch_size=16", "train.progressive_from=16", "train.progressive_until=0.75"])
+        "model.backbone=test_resnet", "split.n_folds=2", "train.batch_size=16", *overrides])
     stage_split(run)
     stage_train(run, [0], progress=False)
-    metrics = pd.read_csv(run.fold_dir(0) / "metrics.csv")
+    return run, pd.read_csv(run.fold_dir(0) / "metrics.csv")
+
+
+def test_a_fold_trains_at_the_progressive_sizes_and_validates_at_the_full_one(tiny_dataset, tmp_path):
+    _, metrics = _train_fold_0(tiny_dataset, tmp_path, ["data.image_size=48", "train.epochs=4",
+                                                        "train.progressive_from=16", "train.progressive_until=0.75"])
     assert list(metrics["image_size"]) == [epoch_image_size(e, 4, 48, 16, 0.75) for e in range(4)] == [16, 32, 48, 48]
     assert metrics["val/category_accuracy"].notna().all()
 
@@ -68,12 +73,8 @@ def test_cpu_autocasts_to_bf16_only_where_the_cpu_has_it(monkeypatch, native, ex
 
 def test_a_fold_trains_under_cpu_bf16_autocast(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)  # emulated where the CPU lacks it
-    run = init_run(tmp_path / "run", tiny_dataset, None, [
-        "model.backbone=test_resnet", "data.image_size=32", "split.n_folds=2", "train.epochs=2",
-        "train.batch_size=16", "train.amp=true", "model.colour_bins=4"])
-    stage_split(run)
-    stage_train(run, [0], progress=False)
-    metrics = pd.read_csv(run.fold_dir(0) / "metrics.csv")
+    run, metrics = _train_fold_0(tiny_dataset, tmp_path, ["data.image_size=32", "train.epochs=2", "train.amp=true",
+                                                          "model.colour_bins=4"])
     assert len(metrics) == 2 and metrics["train_loss"].notna().all() and (metrics["train_loss"] > 0).all()
     state = torch.load(run.fold_dir(0) / "best.pt", weights_only=True)["model"]
     assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())  # weights stay fp32
