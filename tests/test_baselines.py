@@ -62,6 +62,9 @@ def test_plain_model_given_minutes_plans_its_epochs_from_a_probe_and_keeps_to_th
     wall = time.perf_counter() - started
     out = capsys.readouterr().out
     planned = int(re.search(r"plain: 0.5 min at \d+ training img/s -> (\d+) epochs", out).group(1))
-    epochs_run = len(pd.read_csv(tmp_path / "work" / "model" / "metrics.csv"))
-    assert planned > 2 and 1 <= epochs_run <= planned
-    assert wall <= 30 * 1.10
+    metrics = pd.read_csv(tmp_path / "work" / "model" / "metrics.csv")
+    assert planned > 2 and 1 <= len(metrics) <= planned
+    assert metrics["seconds"].sum() <= 30 * 0.95  # the epochs fit the training time planned
+    # model set-up, loading the checkpoint, predicting and writing add a few seconds on top, which
+    # is noise at real budgets (the frontier's plain runs: 4.0, 9.4 and 18.8 min for 5, 10 and 20)
+    assert wall <= 30 + 10
