@@ -399,8 +399,8 @@ def stage_predict(run: Run, force: bool = False) -> Path:
     blend = float(run.config["refit"]["blend"]) if refit else 0.0
     cat, attr = fold_ensemble_probs(run, images, index)
     if refit is not None:
-        c, a = _predict(run, run.load_model(refit, pick_device()), images, index, run.config["predict"]["tta"],
-                        pick_device())
+        device = pick_device()
+        c, a = _predict(run, run.load_model(refit, device), images, index, run.config["predict"]["tta"], device)
         cat[index] = (1.0 - blend) * cat[index] + blend * c
         attr[index] = (1.0 - blend) * attr[index] + blend * a
     if not readable.all():

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fashioncomp.budget.planner import refit_epoch_count
 from fashioncomp.config import ConfigError
 from fashioncomp.data.dataset_reader import read_test
 from fashioncomp.data.torch_dataset import StackedImages
@@ -36,10 +37,10 @@ def refit_epochs(cfg: dict[str, Any]) -> int:
     rcfg = cfg["refit"]
     if rcfg["epochs"]:
         return int(rcfg["epochs"])
-    return max(1, round(float(rcfg["epochs_ratio"]) * int(cfg["train"]["epochs"])))
+    return refit_epoch_count(int(cfg["train"]["epochs"]), float(rcfg["epochs_ratio"]))
 
 
-def taught_inputs(run: Run, images: Any) -> FoldInputs:
+def taught_inputs(run: Run) -> FoldInputs:
     """The refit's rows and targets: every training row (labels, distilled if asked) plus the
     confident test images under pseudo-labels."""
     rcfg = run.config["refit"]
@@ -50,6 +51,7 @@ def taught_inputs(run: Run, images: Any) -> FoldInputs:
         raise ConfigError(f"refit.pseudo_label must be 0 (off) or a confidence above 0.5 and at most 1, "
                           f"got {rcfg['pseudo_label']}")
     data = run.train_data()
+    images, _ = run.images(data.file_paths)
     targets, masks = encode_targets(data, run.tasks)
     n_train = len(data)
     if rcfg["distill"] > 0:
@@ -94,8 +96,7 @@ def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | 
     if (out / "done.json").is_file() and (out / "best.pt").is_file():
         print(f"refit: already trained ({out})")
         return out / "best.pt"
-    images, _ = run.images(run.train_data().file_paths)
-    inputs = taught_inputs(run, images)
+    inputs = taught_inputs(run)
     rows = len(inputs.train_index)
     epochs, time_limit = refit_epochs(cfg), None
     if run.plan is not None:

@@ -159,4 +159,4 @@ def test_refit_teacher_settings_out_of_range_are_config_errors(refit_run, key, v
     run = Run(refit_run.dir)  # its own copy of the config
     run.config["refit"][key] = value
     with pytest.raises(ConfigError, match=f"refit.{key} must be"):
-        taught_inputs(run, None)
+        taught_inputs(run)

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 from fashioncomp.errors import UserError
 from fashioncomp.training.progressive import cost_factor
 
-__all__ = ["BudgetError", "Speeds", "Workload", "Limits", "Plan", "plan_budget", "replan_epochs", "parse_duration"]
+__all__ = ["BudgetError", "Speeds", "Workload", "Limits", "Plan", "plan_budget", "replan_epochs", "parse_duration",
+           "refit_epoch_count"]
 
 
 class BudgetError(UserError, ValueError):
@@ -123,6 +124,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def refit_epoch_count(fold_epochs: int, ratio: float) -> int:
+    """Epochs of the refit on every row: `refit.epochs_ratio` x the folds' epochs, at least 1."""
+    return max(1, round(fold_epochs * ratio))
+
+
 def _training_seconds(speeds: Speeds, work: Workload, folds: int, epochs: int) -> tuple[float, float, int]:
     """(seconds of the folds' epochs, seconds of the refit's, refit epochs) for `epochs` per fold.
 
@@ -134,7 +140,7 @@ def _training_seconds(speeds: Speeds, work: Workload, folds: int, epochs: int) -
     folds_seconds = folds * epochs * fold_epoch
     if not work.refit or epochs == 0:
         return folds_seconds, 0.0, 0
-    refit_epochs = max(1, round(epochs * work.refit_ratio))
+    refit_epochs = refit_epoch_count(epochs, work.refit_ratio)
     refit_pass = work.n_train / speeds.train_ips * cost_factor(refit_epochs, speeds.image_size, start, until)
     return folds_seconds, refit_epochs * refit_pass, refit_epochs
 

@@ -314,7 +314,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         batches = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{tcfg['epochs']}"
                        + (f" at {side}px" if side != full_side else ""),
                        disable=not (progress and ctx.is_main), leave=False)
-        result = train_one_epoch(opt, batches, epoch, mix_rng, image_side=side if side != full_side else None)
+        result = train_one_epoch(opt, batches, epoch, mix_rng, image_side=side)
         trace_rows(fold, epoch, ctx.rank, result.rows)
         weights_used = weighting.weights()
         weighting.end_epoch(result.mean_losses)
