@@ -1,6 +1,6 @@
 """Command line of the pipeline's stages: python -m fashioncomp <stage> --run runs/<name> ...
 
-    init        --run R --data DIR [--config FILE] [--set key=value ...]
+    init        --run R --data DIR [--config FILE] [--set key=value ...] [--force]
     plan        --run R [--force]          (only with a budget: budget.minutes)
     split       --run R [--force]
     train       --run R [--folds 0,2] [--force]
@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--config", help="recipe YAML (see configs/)")
     init.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    init.add_argument("--force", action="store_true",
+                      help="accept a schema of another shape than the one this run trained with (stages then retrain)")
     for name, text in [("plan", "probe this machine and fit folds, image size and epochs into budget.minutes"),
                        ("split", "multilabel stratified k-fold -> folds.csv"),
                        ("train", "train one network per fold"),
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from fashioncomp import pipeline  # torch, timm, ...: seconds
 
         if args.stage == "init":
-            run = pipeline.init_run(args.run, args.data, args.config, args.overrides)
+            run = pipeline.init_run(args.run, args.data, args.config, args.overrides, force=args.force)
             print(f"init: run directory {run.dir} (data {run.data_root}, {run.schema.num_categories} categories, "
                   f"{run.schema.num_attributes} attributes, {len(run.schema.groups)} groups)")
             return run

@@ -8,8 +8,11 @@
     runs/<name>/thresholds.json   tuned per-attribute thresholds
     runs/<name>/test_probs.npz    fold-ensemble + TTA test probabilities
 
-A stage whose outputs exist and are newer than its inputs is skipped (so an interrupted run
-resumes where it stopped); `force=True` redoes it.
+    runs/<name>/stamps/           what each stage consumed (fashioncomp.stamps)
+
+A stage whose outputs exist and whose inputs (rows, config keys, upstream artefacts: content
+hashes, never modification times) are those it recorded is skipped, so an interrupted run resumes
+where it stopped and an edited train.csv redoes exactly what depends on it; `force=True` redoes it.
 """
 from __future__ import annotations
 
@@ -40,19 +43,21 @@ from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.postprocessing.mean_f1_search import refine_for_mean_f1
 from fashioncomp.postprocessing.thresholds import tune_thresholds
+from fashioncomp import stamps
 from fashioncomp.tasks import build_tasks
 from fashioncomp.training import distributed
-from fashioncomp.training.checkpoint import load_checkpoint
+from fashioncomp.training.checkpoint import CheckpointError, load_checkpoint
 from fashioncomp.training.train import (TRAINING_OUTPUTS, FoldInputs, amp_dtype_for, logged_epoch_seconds,
                                         pick_device, train_fold)
 
 
-def is_fresh(outputs: Sequence[Path], inputs: Sequence[Path]) -> bool:
-    """All outputs exist and none is older than any existing input."""
-    if not all(p.is_file() for p in outputs):
-        return False
-    newest_input = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0.0)
-    return min(p.stat().st_mtime for p in outputs) >= newest_input
+# the config a trained network depends on (its schedule, augmentation, loss, input size, ...)
+TRAINING_CONFIG = ("seed", "data", "model", "loss", "train", "augment")
+
+
+def labels_digest(data: LabelledData) -> str:
+    """The training rows as read: paths and labels (so a re-encoded or touched train.csv is the same)."""
+    return stamps.digest_arrays(data.file_paths, data.categories, data.attributes, data.attribute_known)
 
 
 class Run:
@@ -134,19 +139,54 @@ class Run:
         return schedule_fold(self.plan, limits, out_dir, sum(logged), len(logged),
                              sum(logged_epoch_seconds(out_dir)), folds_left, is_refit, rows_scale)
 
+    def config_digest(self, *sections: str) -> str:
+        """Digest of these config sections as this run resolves them (plan applied); the dataset
+        root is left out: the digests of the rows stand for the data."""
+        picked = {s: self.config[s] for s in sections}
+        if "data" in picked:
+            picked["data"] = {k: v for k, v in picked["data"].items() if k != "root"}
+        return stamps.digest_value(picked)
+
+    def stamp(self, stage: str) -> Path:
+        return stamps.stamp_path(self.dir, stage)
+
+    def fold_inputs(self, data: LabelledData, folds: np.ndarray, fold: int) -> dict[str, str]:
+        """What fold `fold`'s network is trained from."""
+        return {"train.csv": labels_digest(data), "schema": stamps.digest_value(self.schema.structure()),
+                "folds.csv": stamps.digest_arrays(folds == fold), "config": self.config_digest(*TRAINING_CONFIG)}
+
+    def checkpoint_digests(self, folds: Sequence[int], refit: bool = False) -> dict[str, str]:
+        named = {f"fold_{k}/best.pt": self.fold_dir(k) / "best.pt" for k in folds}
+        if refit:
+            named["refit/best.pt"] = self.refit_dir / "best.pt"
+        return {name: stamps.digest_file(path) for name, path in named.items()}
+
+    def oof_inputs(self, data: LabelledData, folds: np.ndarray, trained: Sequence[int]) -> dict[str, str]:
+        return {**self.checkpoint_digests(trained), "train.csv": labels_digest(data),
+                "folds.csv": stamps.digest_arrays(folds), "config": self.config_digest("data", "model", "predict")}
+
     def load_fold_model(self, fold: int, device: torch.device) -> torch.nn.Module:
         return self.load_model(self.fold_dir(fold) / "best.pt", device)
 
     def load_model(self, checkpoint: Path, device: torch.device) -> torch.nn.Module:
         model = create_model({**self.config["model"], "checkpoint": None}, self.tasks)
-        model.load_state_dict(load_checkpoint(checkpoint, device)["model"])
+        try:
+            model.load_state_dict(load_checkpoint(checkpoint, device)["model"])
+        except (KeyError, RuntimeError) as exc:  # another schema or network: keys or shapes differ
+            raise CheckpointError(f"{checkpoint}: does not fit this run's network ({self.schema.num_categories} "
+                                  f"categories, {self.schema.num_attributes} attributes, {self.config['model']['backbone']}): "
+                                  f"{str(exc).splitlines()[0][:200]}; retrain it with --force") from None
         model = model.to(device)
         return model.to(memory_format=torch.channels_last) if self.config["train"]["channels_last"] else model
 
 
 def init_run(run_dir: Path | str, data_root: Path | str, config_path: Path | str | None,
-             overrides: Sequence[str] = ()) -> Run:
-    """Create (or reopen, if the config is unchanged) a run directory."""
+             overrides: Sequence[str] = (), force: bool = False) -> Run:
+    """Create (or reopen, if the config is unchanged) a run directory.
+
+    Reopened, it says which dataset files changed since the last init (the stages that depend on
+    them redo themselves), and refuses a schema of another shape while trained networks exist:
+    they could not be loaded. `force` accepts the new schema; every training stage then retrains."""
     run_dir = Path(run_dir)
     config = load_config(config_path, overrides)
     config["data"]["root"] = str(Path(data_root).resolve())
@@ -155,10 +195,9 @@ def init_run(run_dir: Path | str, data_root: Path | str, config_path: Path | str
     if config["data"]["schema"] is not None:
         config["data"]["schema"] = str(Path(config["data"]["schema"]).resolve())
     # validates every row before anything is written
-    _, schema = read_train_for_recipe(data_root, config["data"], note=f"edit {run_dir / 'schema.json'} and pass it "
+    data, schema = read_train_for_recipe(data_root, config["data"], note=f"edit {run_dir / 'schema.json'} and pass it "
                                       "back with --set data.schema=FILE to override")
-    if (data_root / "test.csv").is_file():
-        read_test(data_root)  # test.csv header, paths and duplicates too, before any training
+    test_paths = read_test(data_root) if (data_root / "test.csv").is_file() else []  # before any training
     text = dump_config(config)
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
@@ -171,8 +210,40 @@ def init_run(run_dir: Path | str, data_root: Path | str, config_path: Path | str
             )
     else:
         write_text(config_file, text)
-    write_json(run_dir / "schema.json", schema.to_dict())
-    return Run(run_dir)
+    schema_file = run_dir / "schema.json"
+    if schema_file.is_file():
+        _check_schema_change(run_dir, Schema.from_dict(read_json(schema_file), str(schema_file)), schema, force)
+    write_json(schema_file, schema.to_dict())
+    run = Run(run_dir)
+    _note_dataset_changes(run, data, test_paths)
+    return run
+
+
+def _trained_networks(run_dir: Path) -> list[Path]:
+    return sorted(p for pattern in ("fold_*/*.pt", "refit/*.pt") for p in run_dir.glob(pattern))
+
+
+def _check_schema_change(run_dir: Path, old: Schema, new: Schema, force: bool) -> None:
+    changes = old.structure_changes(new)
+    trained = _trained_networks(run_dir)
+    if changes and trained and not force:
+        raise ConfigError(
+            f"the dataset's schema changed since {run_dir} trained ({'; '.join(changes)}): its networks have the old "
+            "shape and cannot be reused. Start the run again with --force (run_all.sh --force), or use a new --name.")
+    if changes and trained:
+        print(f"init: schema changed ({'; '.join(changes)}): accepted (--force); the stages that depend on it are redone")
+
+
+def _note_dataset_changes(run: Run, data: LabelledData, test_paths: Sequence[str]) -> None:
+    """Print which dataset files changed since the last init, and what they make the stages redo."""
+    now = {"train.csv": labels_digest(data), "test.csv": stamps.digest_arrays(test_paths),
+           "schema": stamps.digest_value(run.schema.structure())}
+    path = run.stamp("init")
+    changes = stamps.changed_inputs(path, now)
+    if path.is_file() and changes:
+        redo = "split, train, oof, refit, thresholds, predict" if set(changes) - {"test.csv"} else "predict (and a pseudo-labelled refit)"
+        print(f"init: {', '.join(changes)} changed since the last run: {redo} will be redone where their inputs differ")
+    stamps.record(path, now)
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
@@ -186,13 +257,14 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
 
 def stage_split(run: Run, force: bool = False) -> np.ndarray:
     data = run.train_data()
-    if not force and is_fresh([run.folds_csv], [run.data_root / "train.csv", run.dir / "config.yaml",
-                                                 run.dir / "plan.json"]):
+    inputs = {"train.csv": labels_digest(data), "config": run.config_digest("split")}
+    if stamps.up_to_date("split", run.stamp("split"), inputs, [run.folds_csv], force):
         print(f"split: {run.folds_csv} is up to date")
         return run.folds(data)
     cfg = run.config["split"]
     folds = make_folds(data, run.schema.num_categories, cfg["n_folds"], cfg["seed"])
     write_csv(run.folds_csv, pd.DataFrame({"file_path": data.file_paths, "fold": folds}))
+    stamps.record(run.stamp("split"), inputs)
     names = list(run.schema.categories) + list(run.schema.attributes)
     print(f"split: {cfg['n_folds']} folds -> {run.folds_csv}\nlabel counts per fold:")
     with pd.option_context("display.width", 200, "display.max_columns", 60):
@@ -213,11 +285,11 @@ def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bo
         if not 0 <= fold < run.n_folds:
             raise ConfigError(f"--folds: fold {fold} does not exist (this run has folds 0..{run.n_folds - 1})")
         out = run.fold_dir(fold)
-        if force and dist.is_main:
-            for name in TRAINING_OUTPUTS:
-                (out / name).unlink(missing_ok=True)
+        done = stamps.training_up_to_date(f"train: fold {fold}", run.stamp(f"fold_{fold}"),
+                                          run.fold_inputs(data, folds, fold), out, TRAINING_OUTPUTS, force,
+                                          is_main=dist.is_main)
         distributed.barrier()
-        if (out / "done.json").is_file() and (out / "best.pt").is_file():
+        if done:
             distributed.print_main(f"train: fold {fold} already trained ({out})")
             continue
         inputs = FoldInputs(images, data, run.schema, run.tasks, np.flatnonzero(folds != fold), np.flatnonzero(folds == fold))
@@ -233,7 +305,7 @@ def stage_train(run: Run, folds_to_train: Sequence[int] | None = None, force: bo
         train_fold(cfg, inputs, fold, out, device, progress=progress, time_limit=time_limit)
 
 
-def _trained_folds(run: Run) -> list[int]:
+def trained_folds(run: Run) -> list[int]:
     folds = [k for k in range(run.n_folds) if (run.fold_dir(k) / "best.pt").is_file()]
     if not folds:
         raise ConfigError(f"{run.dir}: no trained fold (run the train stage first)")
@@ -251,13 +323,13 @@ def _predict(run: Run, model: torch.nn.Module, images: Any, index: np.ndarray, t
 def stage_oof(run: Run, force: bool = False) -> dict[str, float]:
     """Each fold's best model predicts its held-out fold (with the configured TTA)."""
     out = run.dir / "oof.npz"
-    trained = _trained_folds(run)
-    inputs = [run.fold_dir(k) / "best.pt" for k in trained]
-    if not force and is_fresh([out, run.dir / "oof_scores.json"], inputs):
-        print(f"oof: {out} is up to date")
-        return read_json(run.dir / "oof_scores.json")
+    trained = trained_folds(run)
     data = run.train_data()
     folds = run.folds(data)
+    inputs = run.oof_inputs(data, folds, trained)
+    if stamps.up_to_date("oof", run.stamp("oof"), inputs, [out, run.dir / "oof_scores.json"], force):
+        print(f"oof: {out} is up to date")
+        return read_json(run.dir / "oof_scores.json")
     images, _ = run.images(data.file_paths)
     device = pick_device()
     cat = np.full((len(data), run.schema.num_categories), np.nan, dtype=np.float32)
@@ -275,6 +347,7 @@ def stage_oof(run: Run, force: bool = False) -> dict[str, float]:
     scores["rows"] = int(covered.sum())
     write_npz(out, file_path=np.array(data.file_paths), category=cat, attributes=attr, fold=folds)
     write_json(run.dir / "oof_scores.json", scores)
+    stamps.record(run.stamp("oof"), inputs)
     print("oof (threshold 0.5): " + _format_scores(scores))
     return scores
 
@@ -299,14 +372,16 @@ def resolve_at_least_one(setting: bool | str, data: LabelledData) -> bool:
 def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     out = run.dir / "thresholds.json"
     oof_path = run.dir / "oof.npz"
-    if not force and is_fresh([out], [oof_path, run.dir / "config.yaml"]):
+    data = run.train_data()
+    inputs = {"oof.npz": stamps.digest_file(oof_path), "train.csv": labels_digest(data),
+              "config": run.config_digest("thresholds", "data")}
+    if stamps.up_to_date("thresholds", run.stamp("thresholds"), inputs, [out], force):
         print(f"thresholds: {out} is up to date")
         return read_json(out)
     cfg = run.config["thresholds"]
     if cfg["metric"] not in THRESHOLD_METRICS:
         raise ConfigError(f"thresholds.metric must be one of {', '.join(THRESHOLD_METRICS)}, got {cfg['metric']!r}")
     oof = read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
-    data = run.train_data()
     at_least_one = resolve_at_least_one(cfg["at_least_one"], data)
     covered = ~np.isnan(oof["category"][:, 0])
     sub = data.subset(np.flatnonzero(covered))
@@ -344,6 +419,7 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
         "unlearned": unlearned,
     }
     write_json(out, report)
+    stamps.record(run.stamp("thresholds"), inputs)
     names = run.schema.attributes
     thresholded = [j for j in range(run.schema.num_attributes) if j not in argmax]
     print(f"thresholds ({cfg['metric']}): OOF attribute mean-F1 at 0.5 {f1_half:.4f} -> tuned {f1_tuned:.4f}; "
@@ -367,7 +443,7 @@ def fold_ensemble_probs(run: Run, images: Any, index: np.ndarray) -> tuple[np.nd
     """[N, C] category and [N, A] attribute probabilities of rows `index` of `images` (others 0):
     the mean of every trained fold model's, each with the recipe's TTA."""
     device = pick_device()
-    trained = _trained_folds(run)
+    trained = trained_folds(run)
     cat = np.zeros((len(images), run.schema.num_categories), dtype=np.float32)
     attr = np.zeros((len(images), run.schema.num_attributes), dtype=np.float32)
     for fold in trained:
@@ -381,7 +457,7 @@ def stage_predict(run: Run, force: bool = False) -> Path:
     """Test probabilities: the mean of every fold model's TTA probabilities, blended with the refit
     model's (weight `refit.blend`) when the recipe has one."""
     out = run.dir / "test_probs.npz"
-    trained = _trained_folds(run)
+    trained = trained_folds(run)
     test_csv = run.data_root / "test.csv"
     if not test_csv.is_file():
         raise DatasetError(f"{test_csv}: file not found; the predict stage needs the competition's test.csv")
@@ -389,11 +465,12 @@ def stage_predict(run: Run, force: bool = False) -> Path:
     if refit is not None and not refit.is_file():
         raise ConfigError(f"{refit}: not found; this recipe has refit.enabled, so run "
                           f"`python -m fashioncomp refit --run {run.dir}` first")
-    checkpoints = [run.fold_dir(k) / "best.pt" for k in trained]
-    if not force and is_fresh([out], [test_csv] + checkpoints + ([refit] if refit else [])):
+    file_paths = read_test(run.data_root)
+    inputs = {**run.checkpoint_digests(trained, refit=refit is not None), "test.csv": stamps.digest_arrays(file_paths),
+              "config": run.config_digest("data", "model", "predict", "refit")}
+    if stamps.up_to_date("predict", run.stamp("predict"), inputs, [out], force):
         print(f"predict: {out} is up to date")
         return out
-    file_paths = read_test(run.data_root)
     images, readable = run.images(file_paths, on_error="warn")
     index = np.flatnonzero(readable)
     blend = float(run.config["refit"]["blend"]) if refit else 0.0
@@ -411,6 +488,7 @@ def stage_predict(run: Run, force: bool = False) -> Path:
         print(f"predict: {int((~readable).sum())} unreadable test image(s) predicted from the model prior")
     write_npz(out, file_path=np.array(file_paths), category=cat, attributes=attr, readable=readable,
               folds=np.array(trained), refit_blend=np.float32(blend))
+    stamps.record(run.stamp("predict"), inputs)
     models = f"{len(trained)} fold model(s)" + (f" + the refit on every row (weight {blend:g})" if refit else "")
     print(f"predict: {len(file_paths)} test images x {models} x TTA {run.config['predict']['tta']} -> {out}")
     return out

@@ -24,7 +24,8 @@ from fashioncomp.config import ConfigError
 from fashioncomp.data.dataset_reader import read_test
 from fashioncomp.data.torch_dataset import StackedImages
 from fashioncomp.io import read_npz
-from fashioncomp.pipeline import Run, fold_ensemble_probs
+from fashioncomp import stamps
+from fashioncomp.pipeline import TRAINING_CONFIG, Run, trained_folds, fold_ensemble_probs, labels_digest
 from fashioncomp.tasks import encode_targets
 from fashioncomp.training.teacher import distill_targets, pseudo_labels, targets_from_probabilities
 from fashioncomp.training.train import TRAINING_OUTPUTS, FoldInputs, pick_device, train_fold
@@ -38,6 +39,19 @@ def refit_epochs(cfg: dict[str, Any]) -> int:
     if rcfg["epochs"]:
         return int(rcfg["epochs"])
     return refit_epoch_count(int(cfg["train"]["epochs"]), float(rcfg["epochs_ratio"]))
+
+
+def refit_stamp_inputs(run: Run) -> dict[str, str]:
+    """What the refit learns from: the rows, the recipe and, when taught, the folds' outputs."""
+    rcfg = run.config["refit"]
+    inputs = {"train.csv": labels_digest(run.train_data()), "schema": stamps.digest_value(run.schema.structure()),
+              "config": run.config_digest(*TRAINING_CONFIG, "refit")}
+    if rcfg["distill"] > 0:
+        inputs["oof.npz"] = stamps.digest_file(run.dir / "oof.npz")
+    if rcfg["pseudo_label"]:
+        inputs["test.csv"] = stamps.digest_arrays(read_test(run.data_root))
+        inputs.update(run.checkpoint_digests(trained_folds(run)))
+    return inputs
 
 
 def taught_inputs(run: Run) -> FoldInputs:
@@ -90,10 +104,7 @@ def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | 
         print("refit: off (refit.enabled: false)")
         return None
     out = run.refit_dir
-    if force:
-        for name in TRAINING_OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-    if (out / "done.json").is_file() and (out / "best.pt").is_file():
+    if stamps.training_up_to_date("refit", run.stamp("refit"), refit_stamp_inputs(run), out, TRAINING_OUTPUTS, force):
         print(f"refit: already trained ({out})")
         return out / "best.pt"
     inputs = taught_inputs(run)

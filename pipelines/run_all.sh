@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole pipeline, stage by stage: plan (with a budget) -> split -> train folds -> OOF -> refit (if on) -> thresholds -> test prediction
-# -> submission CSVs -> report (runs/<name>/report.md). Every stage skips work whose outputs are up to date, so rerunning
-# this script after an interruption resumes where it stopped.
+# -> submission CSVs -> report (runs/<name>/report.md). Every stage skips work done from the same inputs (content hashes in
+# runs/<name>/stamps/), so rerunning this script resumes where it stopped, and after an edit of train.csv, test.csv or
+# schema.json redoes exactly the stages that depend on it.
 #
 #   bash pipelines/run_all.sh                                   # synthetic dataset, default recipe
 #   bash pipelines/run_all.sh --data DIR --config configs/cpu.yaml [--name NAME]
@@ -44,7 +45,8 @@ run="$runs/$name"
 started=$SECONDS
 
 echo "== init $run"
-"$PYTHON" -m fashioncomp init --run "$run" --data "$data" --config "$config" ${overrides[@]+"${overrides[@]}"}
+"$PYTHON" -m fashioncomp init --run "$run" --data "$data" --config "$config" ${overrides[@]+"${overrides[@]}"} \
+  ${force[@]+"${force[@]}"}
 echo "== plan"
 "$PYTHON" -m fashioncomp plan --run "$run" ${force[@]+"${force[@]}"}
 echo "== split"

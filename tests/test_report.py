@@ -19,6 +19,7 @@ from fashioncomp.metrics import score_all
 from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp import report
 from fashioncomp.report import load_context, main, section_label_decisions, write_report
+from fashioncomp.training.checkpoint import load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 OVERRIDES = ["model.backbone=test_resnet", "train.epochs=1", "split.n_folds=2", "data.image_size=32"]
@@ -174,12 +175,14 @@ def test_oof_of_some_folds_without_thresholds_reports_what_exists(full_run, full
     assert "fold_1_curves.png" not in links
 
 
-def test_checkpoint_newer_than_oof_is_left_out_of_the_tta_gain(full_run, full_report, tmp_path):
+def test_checkpoint_changed_after_oof_is_left_out_of_the_tta_gain(full_run, full_report, tmp_path):
     run_dir = _copy_without(full_run, tmp_path / "stale")
-    later = (run_dir / "oof.npz").stat().st_mtime + 60
-    os.utime(run_dir / "fold_1" / "best.pt", (later, later))  # fold 1 retrained after the oof stage
+    touched = run_dir / "fold_0" / "best.pt"
+    os.utime(touched, (touched.stat().st_mtime + 60,) * 2)  # newer, same content: still what oof used
+    state = load_checkpoint(run_dir / "fold_1" / "best.pt")
+    save_checkpoint(run_dir / "fold_1" / "best.pt", {**state, "epoch": -1})  # fold 1 retrained after the oof stage
     report = write_report(run_dir).read_text()
-    assert "`oof.npz` is older than fold_1/best.pt" in report
+    assert "`oof.npz` was not made from the current fold_1/best.pt" in report
     rows = _table_rows(report, "TTA ['none', 'hflip']")
     assert len(rows) == 3 and all(row[-1] == "fold 0; threshold 0.5" for row in rows)
 

@@ -72,6 +72,22 @@ class Schema:
         """Same labels, every attribute an independent (multilabel) output."""
         return Schema(self.categories, self.attributes, ())
 
+    def structure(self) -> dict[str, Any]:
+        """What fixes a network's shape and its tasks: counts and groups, not the display names."""
+        return {"categories": self.num_categories, "attributes": self.num_attributes,
+                "groups": [[g.name, g.type, list(g.indices)] for g in self.groups]}
+
+    def structure_changes(self, other: "Schema") -> list[str]:
+        """How `other` differs from this schema in structure, e.g. ["attributes 15 -> 16"]."""
+        changes = [f"{what} {a} -> {b}" for what, a, b in (("categories", self.num_categories, other.num_categories),
+                                                          ("attributes", self.num_attributes, other.num_attributes))
+                   if a != b]
+        mine, theirs = ({g.name: (g.type, g.indices) for g in s.groups} for s in (self, other))
+        changed = sorted(name for name in set(mine) | set(theirs) if mine.get(name) != theirs.get(name))
+        if changed:
+            changes.append("attribute groups " + ", ".join(f"'{n}'" for n in changed))
+        return changes
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "categories": list(self.categories),

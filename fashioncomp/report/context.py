@@ -17,7 +17,8 @@ from fashioncomp.data.dataset_reader import LabelledData
 from fashioncomp.errors import UserError
 from fashioncomp.io import read_json, read_npz, write_atomic
 from fashioncomp.metrics import score_all
-from fashioncomp.pipeline import Run, is_fresh
+from fashioncomp import stamps
+from fashioncomp.pipeline import Run
 from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.training.checkpoint import load_checkpoint
 
@@ -106,14 +107,16 @@ def _load_oof(run: Run, missing: list[str]) -> OOF | None:
         missing.append(f"`oof.npz`: not written yet (run {_command(run, 'oof')}); no CV scores, "
                        "confusion matrix or per-attribute F1")
         return None
-    stale = {k for k in range(run.n_folds)
-             if (run.fold_dir(k) / "best.pt").is_file() and not is_fresh([path], [run.fold_dir(k) / "best.pt"])}
-    if stale:
-        missing.append(f"`oof.npz` is older than {', '.join(f'fold_{k}/best.pt' for k in sorted(stale))}: the OOF "
-                       f"numbers describe earlier checkpoints (rerun {_command(run, 'oof')})")
     labels = _load_labels(run, missing)
     if labels is None:
         return None
+    trained = [k for k in range(run.n_folds) if (run.fold_dir(k) / "best.pt").is_file()]
+    recorded = _recorded_inputs(run, "oof")
+    now = run.checkpoint_digests(trained)
+    stale = {k for k in trained if recorded.get(f"fold_{k}/best.pt") != now[f"fold_{k}/best.pt"]}
+    if stale:
+        missing.append(f"`oof.npz` was not made from the current {', '.join(f'fold_{k}/best.pt' for k in sorted(stale))}: "
+                       f"the OOF numbers describe earlier checkpoints (rerun {_command(run, 'oof')})")
     oof = read_npz(path)
     if list(oof["file_path"]) != labels.file_paths:
         missing.append(f"`oof.npz` rows do not match {run.data_root / 'train.csv'} (rerun {_command(run, 'oof', ' --force')})")
@@ -133,11 +136,17 @@ def _load_oof(run: Run, missing: list[str]) -> OOF | None:
     return result
 
 
+def _recorded_inputs(run: Run, stage: str) -> dict[str, str]:
+    """The input digests `stage` recorded (fashioncomp.stamps); {} when it has no record."""
+    return read_json(run.stamp(stage)).get("inputs", {}) if run.stamp(stage).is_file() else {}
+
+
 def _load_optional_json(run: Run, name: str, stage: str, missing: list[str], what: str) -> dict[str, Any] | None:
     path = run.dir / name
     if path.is_file():
-        if not is_fresh([path], [run.dir / "oof.npz"]):
-            missing.append(f"`{name}` is older than `oof.npz` (rerun {_command(run, stage)})")
+        recorded = _recorded_inputs(run, stage).get("oof.npz")
+        if recorded is not None and recorded != stamps.digest_file(run.dir / "oof.npz"):
+            missing.append(f"`{name}` was not made from the current `oof.npz` (rerun {_command(run, stage)})")
         return read_json(path)
     missing.append(f"`{name}`: not written yet (run {_command(run, stage)}); {what}")
     return None
