@@ -33,6 +33,7 @@ import yaml
 from fashioncomp.cli import fold_list, run_cli
 from fashioncomp.config import ConfigError, load_config
 from fashioncomp.io import write_text
+from fashioncomp.textfile import read_text_file
 
 DEFAULT_VARIANTS = Path(__file__).resolve().parents[1] / "configs" / "ablation_variants.yaml"
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -55,7 +56,7 @@ def read_variants_file(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise ConfigError(f"variants file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text_file(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not raw:

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
+
+from fashioncomp.config_ranges import range_problem
 from fashioncomp.errors import UserError
+from fashioncomp.textfile import TextFileError, read_text_file
 
 DEFAULTS: dict[str, Any] = {
     "seed": 42,
@@ -199,11 +202,20 @@ def _check_keys(user: dict[str, Any], defaults: dict[str, Any], where: str, sour
             # free-form mappings (e.g. backbone_kwargs) default to {} and are not checked further
             if default and f"{where}{key}" not in FREE_FORM:
                 _check_keys(value, default, f"{where}{key}.", source)
+            for name, item in value.items() if f"{where}{key}" in FREE_FORM else ():
+                _check_range(f"{where}{key}.*", item, source, shown=f"{where}{key}.{name}")
         elif isinstance(value, dict):
             raise ConfigError(f"{source}: '{where}{key}' is a single value (default: {default!r}), "
                               f"not a section; got {value!r}")
         else:
             user[key] = _check_value(value, default, f"{where}{key}", source)
+            _check_range(f"{where}{key}", user[key], source)
+
+
+def _check_range(name: str, value: Any, source: str, shown: str | None = None) -> None:
+    problem = range_problem(name, value)
+    if problem:
+        raise ConfigError(f"{source}: '{shown or name}' {problem}")
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -249,11 +261,11 @@ def load_config(path: Path | str | None = None, overrides: Iterable[str] = ()) -
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            user = yaml.safe_load(path.read_text()) or {}
+            user = yaml.safe_load(read_text_file(path)) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+        except TextFileError as exc:
+            raise ConfigError(str(exc)) from None
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         _check_keys(user, DEFAULTS, "", str(path))

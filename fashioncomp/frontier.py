@@ -33,8 +33,9 @@ from fashioncomp.cli import run_cli
 from fashioncomp.data.dataset_reader import LabelledData, read_train
 from fashioncomp.data.split import make_folds
 from fashioncomp.errors import UserError
-from fashioncomp.io import read_json, write_atomic, write_csv, write_json, write_stream, write_text
+from fashioncomp.io import copy_file, read_json, write_atomic, write_csv, write_json, write_stream, write_text
 from fashioncomp.metrics import attribute_mean_f1, category_accuracy, per_attribute_f1
+from fashioncomp.textfile import read_text_file
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = (("category_accuracy", "category acc"), ("attribute_mean_f1", "attribute mean-F1"),
@@ -61,7 +62,7 @@ def holdout_view(data_root: Path, work: Path, holdout_file: Path | None) -> tupl
     """
     data, schema = read_train(data_root, check_images=False)
     if holdout_file is not None:
-        wanted = set(Path(holdout_file).read_text().split())
+        wanted = set(read_text_file(holdout_file).split())
         held = np.array([p in wanted for p in data.file_paths])
         if held.sum() != len(wanted):
             raise FrontierError(f"{holdout_file}: {len(wanted) - held.sum()} file_path(s) are not in {data_root / 'train.csv'}")
@@ -77,7 +78,7 @@ def holdout_view(data_root: Path, work: Path, holdout_file: Path | None) -> tupl
     write_csv(view / "train.csv", frame[~held])
     write_csv(view / "test.csv", frame.loc[held, ["file_path"]])
     if (data_root / "schema.json").is_file():
-        write_text(view / "schema.json", (data_root / "schema.json").read_text())
+        copy_file(data_root / "schema.json", view / "schema.json")
     return view, data.subset(np.flatnonzero(held))
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 from fashioncomp.errors import UserError
+from fashioncomp.textfile import decode_text
 
 
 class OutputError(UserError, RuntimeError):
@@ -156,7 +157,7 @@ def _read(path: Path, what: str, hint: str, reader: Callable[[Path], Any]) -> An
 
 def read_json(path: Path | str, hint: str = "") -> Any:
     """Parse a JSON file; a missing or damaged file is an InputFileError (`hint` says what to run)."""
-    return _read(Path(path), "JSON", hint, lambda p: json.loads(p.read_text()))
+    return _read(Path(path), "JSON", hint, lambda p: json.loads(decode_text(p.read_bytes(), p)))
 
 
 def read_npz(path: Path | str, hint: str = "") -> dict[str, np.ndarray]:

@@ -57,13 +57,7 @@ def refit_stamp_inputs(run: Run) -> dict[str, str]:
 def taught_inputs(run: Run) -> FoldInputs:
     """The refit's rows and targets: every training row (labels, distilled if asked) plus the
     confident test images under pseudo-labels."""
-    rcfg = run.config["refit"]
-    if not 0.0 <= rcfg["distill"] <= 1.0:
-        raise ConfigError(f"refit.distill must be between 0 and 1 (the teacher's share of the targets), "
-                          f"got {rcfg['distill']}")
-    if rcfg["pseudo_label"] and not 0.5 < rcfg["pseudo_label"] <= 1.0:
-        raise ConfigError(f"refit.pseudo_label must be 0 (off) or a confidence above 0.5 and at most 1, "
-                          f"got {rcfg['pseudo_label']}")
+    rcfg = run.config["refit"]  # its ranges are checked when the config is loaded (config_ranges)
     data = run.train_data()
     images, _ = run.images(data.file_paths)
     targets, masks = encode_targets(data, run.tasks)

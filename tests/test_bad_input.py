@@ -178,7 +178,7 @@ def test_quoted_values_and_blank_lines(dataset_copy):
 
 def test_not_utf8_csv(dataset_copy):
     (dataset_copy / "train.csv").write_bytes(b"file_path,category_label,attribute_label\n\xff\xfe.jpg,1,2\n")
-    assert "cannot be parsed as CSV" in _problems(dataset_copy)
+    assert "train.csv: cannot be read as text: not valid UTF-8 (byte 0xff at offset 41)" in _problems(dataset_copy)
 
 
 def test_missing_train_csv(dataset_copy):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fashioncomp.config import DEFAULTS, ConfigError, load_config, parse_overrides
+from fashioncomp.config import DEFAULTS, FREE_FORM, ConfigError, load_config, parse_overrides
+from fashioncomp.config_ranges import NULLABLE, RANGES, Range
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,3 +140,82 @@ def test_missing_and_unreadable_recipe(tmp_path):
 
 def test_empty_recipe_is_the_defaults(tmp_path):
     assert load_config(_recipe(tmp_path, "")) == load_config(None)
+
+
+# --- every numeric key has a range, checked at load ------------------------------------------------
+
+def _numeric_keys(tree: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of DEFAULTS with a number (or a list of numbers) as default, plus the numeric
+    keys whose default is None; free-form mappings stand as '<section>.*'."""
+    keys = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if name in FREE_FORM:
+            keys.append(f"{name}.*")
+        elif isinstance(value, dict):
+            keys.extend(_numeric_keys(value, f"{name}."))
+        elif (isinstance(value, (int, float)) and not isinstance(value, bool)) or name in NULLABLE \
+                or name in ("budget.folds", "budget.image_sizes"):
+            keys.append(name)
+    return keys
+
+
+NUMERIC_KEYS = _numeric_keys(DEFAULTS)
+
+
+def _outside(spec: Range) -> list[float]:
+    """Values just outside `spec` on each bounded side."""
+    bad = []
+    if spec.low is not None:
+        bad.append(spec.low if spec.low_open else spec.low - (1 if float(spec.low).is_integer() else 0.01))
+    if spec.high is not None:
+        bad.append(spec.high if spec.high_open else spec.high + 1)
+    return [b for b in bad if b not in spec.also]
+
+
+def test_every_numeric_key_has_a_range():
+    missing = [k for k in NUMERIC_KEYS if k not in RANGES]
+    assert not missing, f"numeric config keys without a range in fashioncomp/config_ranges.py: {missing}"
+    assert set(RANGES) <= set(NUMERIC_KEYS), "ranges for keys that do not exist"
+    assert len(NUMERIC_KEYS) > 50
+
+
+def test_defaults_and_shipped_recipes_are_in_range():
+    for recipe in sorted((REPO / "configs").glob("*.yaml")):
+        if recipe.name != "ablation_variants.yaml":
+            load_config(recipe)  # raises on any value out of range
+
+
+@pytest.mark.parametrize("key", NUMERIC_KEYS)
+def test_out_of_range_value_is_a_config_error_naming_key_value_and_range(key):
+    spec = RANGES[key]
+    bad_values = _outside(spec)
+    assert bad_values, f"{key}: a range with no bound"
+    shown = key.replace("*", "category")
+    for bad in bad_values:
+        value = [bad] if key in ("budget.folds", "budget.image_sizes") else bad
+        with pytest.raises(ConfigError) as info:
+            load_config(None, [f"{shown}={value}"])
+        message = str(info.value)
+        assert f"'{shown}'" in message and spec.describe() in message and f"{bad:g}" in message.replace(".0,", ",")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.epochs=0", "'train.epochs' must be at least 1 and at most 100000, got 0"),
+    ("refit.pseudo_label=0.4", "'refit.pseudo_label' must be 0 or above 0.5 and at most 1, got 0.4"),
+    ("train.lr=.nan", "'train.lr' must be above 0 and at most 10, got nan"),
+    ("budget.minutes=-5m", "'budget.minutes' must be a positive duration like 20m"),
+    ("budget.folds=[2, 1]", "'budget.folds' must be at least 2 and at most 100, got entry 1 of [2, 1]"),
+    ("budget.image_sizes=[a]", "'budget.image_sizes' must hold numbers"),
+])
+def test_range_messages(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert message in str(info.value)
+
+
+def test_in_range_edges_and_off_values_are_accepted():
+    config = load_config(None, ["refit.pseudo_label=0", "refit.pseudo_label=1", "train.progressive_from=0",
+                                "budget.minutes=20m", "train.patience=null", "augment.hflip=1",
+                                "loss.task_weights.category=0"])
+    assert config["refit"]["pseudo_label"] == 1 and config["budget"]["minutes"] == "20m"

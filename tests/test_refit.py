@@ -150,13 +150,3 @@ def test_refit_distils_the_out_of_fold_probabilities_and_adds_confident_test_ima
     metrics = pd.read_csv(run.refit_dir / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2] and metrics["train_loss"].notna().all()
     assert stage_predict(run).is_file()
-
-
-@pytest.mark.parametrize("key,value", [("distill", 1.5), ("distill", -0.1), ("pseudo_label", 0.4), ("pseudo_label", 2)])
-def test_refit_teacher_settings_out_of_range_are_config_errors(refit_run, key, value):
-    from fashioncomp.refit import taught_inputs
-
-    run = Run(refit_run.dir)  # its own copy of the config
-    run.config["refit"][key] = value
-    with pytest.raises(ConfigError, match=f"refit.{key} must be"):
-        taught_inputs(run)

@@ -88,7 +88,8 @@ def test_touched_files_redo_nothing(dataset_copy, tmp_path, capsys):
     for path in list(dataset_copy.rglob("*")) + list(run_dir.rglob("*")):
         if path.is_file():
             os.utime(path, (future, future))
-    (dataset_copy / "train.csv").write_text((dataset_copy / "train.csv").read_text())  # saved again, unchanged
+    train_csv = dataset_copy / "train.csv"
+    train_csv.write_bytes(train_csv.read_text().encode("utf-16"))  # saved again by a Windows editor, same rows
     assert _submission(_run_all(dataset_copy, run_dir, tmp_path / "subs")) == first
     out = capsys.readouterr().out
     assert "redone" not in out and "changed" not in out

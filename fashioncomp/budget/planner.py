@@ -23,15 +23,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from fashioncomp.errors import UserError
+from fashioncomp.budget.duration import BudgetError, parse_duration
 from fashioncomp.training.progressive import cost_factor
 
 __all__ = ["BudgetError", "Speeds", "Workload", "Limits", "Plan", "plan_budget", "replan_epochs", "parse_duration",
            "refit_epoch_count"]
-
-
-class BudgetError(UserError, ValueError):
-    """The budget cannot hold even the smallest run."""
 
 
 @dataclass(frozen=True)
@@ -187,26 +183,6 @@ def replan_epochs(plan: Plan, train_seconds_left: float, folds_left: int, measur
         return plan.epochs
     affordable = math.floor(train_seconds_left / (per_epoch * folds_left))
     return max(limits.min_epochs, min(plan.epochs, affordable))
-
-
-_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """'20m', '1.5h', '90s' or a number of minutes -> seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value, unit = float(text), "m"
-    else:
-        raw = str(text).strip().lower()
-        unit = next((u for u in sorted(_UNITS, key=len, reverse=True) if raw.endswith(u)), "m")
-        number = raw[: -len(unit)] if raw.endswith(unit) else raw
-        try:
-            value = float(number)
-        except ValueError:
-            raise BudgetError(f"budget '{text}' is not a duration like 20m, 1.5h or 90s") from None
-    if not value > 0 or math.isinf(value):
-        raise BudgetError(f"budget '{text}' must be a positive duration like 20m, 1.5h or 90s")
-    return value * _UNITS[unit]
 
 
 def limits_from_config(budget_cfg: dict[str, Any], n_folds: int, image_size: int) -> Limits:

@@ -18,6 +18,7 @@ are left out of the losses, the metrics and the threshold search.
 from __future__ import annotations
 
 import csv
+import io
 import posixpath
 import warnings
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import pandas as pd
 from fashioncomp.data.images import ImageReadError, probe_image
 from fashioncomp.data.schema import Schema
 from fashioncomp.errors import DataWarning, UserError
+from fashioncomp.textfile import TextFileError, decode_text
 
 TRAIN_COLUMNS = ["file_path", "category_label", "attribute_label"]
 TEST_COLUMNS = ["file_path"]
@@ -89,17 +91,17 @@ def _read_csv(path: Path, expected: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: tolerate an Excel byte-order mark
-            reader = csv.reader(fh, strict=True, skipinitialspace=True)
-            try:
-                records = [row for row in reader if row]  # blank lines skipped
-            except csv.Error as exc:
-                raise DatasetError(f"{path}: cannot be parsed as CSV at line {reader.line_num}: {exc} "
-                                   "(unbalanced quotes?)") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: cannot be parsed as CSV: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        text = decode_text(path.read_bytes(), path)  # UTF-8 (Excel's byte-order mark too) or UTF-16
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except TextFileError as exc:
+        raise DatasetError(str(exc)) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, skipinitialspace=True)
+    try:
+        records = [row for row in reader if row]  # blank lines skipped
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: cannot be parsed as CSV at line {reader.line_num}: {exc} "
+                           "(unbalanced quotes?)") from None
     if not records:
         raise DatasetError(f"{path}: the file is empty (expected a header: {','.join(expected)})")
     columns = [c.strip() for c in records[0]]

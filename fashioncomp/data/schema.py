@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 from fashioncomp.errors import UserError
+from fashioncomp.textfile import read_text_file
 
 GROUP_TYPES = ("multiclass", "multilabel")
 
@@ -150,7 +151,7 @@ class Schema:
     @staticmethod
     def load(path: Path) -> "Schema":
         try:
-            raw = json.loads(Path(path).read_text())
+            raw = json.loads(read_text_file(path))
         except json.JSONDecodeError as exc:
             raise SchemaError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
         return Schema.from_dict(raw, source=str(path))

@@ -45,10 +45,6 @@ def check_task_weights(task_weights: dict[str, float], tasks: list[Task]) -> Non
     unknown = sorted(set(task_weights) - known)
     if unknown:
         raise ConfigError(f"loss.task_weights: {unknown} name(s) no task; tasks here are {sorted(known)}")
-    bad = sorted(k for k, v in task_weights.items()
-                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0)
-    if bad:
-        raise ConfigError(f"loss.task_weights: weights must be numbers >= 0 (not for {bad})")
 
 
 @register_weighting("fixed")
