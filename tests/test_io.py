@@ -201,10 +201,21 @@ def test_checkpoint_with_a_plain_pickle_of_an_object_is_refused(tmp_path):
 def test_missing_truncated_and_foreign_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "none.pt")
-    good = save_checkpoint(tmp_path / "good.pt", {"model": {"w": torch.zeros(1000)}})
-    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:300])
-    with pytest.raises(CheckpointError, match=r"cut\.pt: damaged or not a checkpoint"):
-        load_checkpoint(tmp_path / "cut.pt")
+    good = save_checkpoint(tmp_path / "good.pt", {"model": {"w": torch.randn(100_000)}})
+    data = good.read_bytes()
+    # cut at any length: before the zip header, inside it, inside the tensor data, just before the end
+    for length in (0, 1, 2, 3, 300, 20_000, len(data) // 2, len(data) - 22, len(data) - 1):
+        (tmp_path / "cut.pt").write_bytes(data[:length])
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(tmp_path / "cut.pt")
+        assert str(info.value).startswith(f"{tmp_path / 'cut.pt'}: damaged or not a checkpoint"), (length, info.value)
+        assert "\n" not in str(info.value) and "--force" in str(info.value)
+    scrambled = bytearray(data)
+    scrambled[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    scrambled[-40:-20] = bytes(20)
+    (tmp_path / "scrambled.pt").write_bytes(bytes(scrambled))
+    with pytest.raises(CheckpointError, match=r"scrambled\.pt: damaged or not a checkpoint"):
+        load_checkpoint(tmp_path / "scrambled.pt")
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="expected a checkpoint dictionary"):
         load_checkpoint(tmp_path / "list.pt")

@@ -1,5 +1,6 @@
 """A train stage killed mid-run (SIGKILL) and started again ends with the metrics of an
 uninterrupted run (CPU, deterministic mode; EMA and MixUp on, so their state and RNG resume too)."""
+import errno
 import os
 import signal
 import subprocess
@@ -10,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fashioncomp.pipeline import init_run, stage_split
+from fashioncomp.cli import run_cli
+from fashioncomp.pipeline import Run, init_run, stage_split, stage_train
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 4
@@ -85,3 +87,39 @@ def test_killed_training_resumes_to_the_same_metrics(tiny_dataset, tmp_path):
     for name, tensor in best_want.items():
         torch.testing.assert_close(best_got[name], tensor, rtol=0, atol=1e-6, msg=name)
     assert time.time() - started < 90
+
+
+def test_disk_full_while_saving_a_checkpoint_is_one_line_and_the_run_resumes(tiny_dataset, tmp_path, monkeypatch,
+                                                                              capsys):
+    """The disk fills part-way through writing epoch 2's last.pt: one error line, epoch 1's
+    last.pt intact, no temporary file left; once space is free the same command resumes and ends
+    where an uninterrupted run ends."""
+    run_dir = _new_run(tiny_dataset, tmp_path / "full")
+    fold_dir = run_dir / "fold_0"
+    real_save = torch.save
+    last_saves = []
+
+    def save_on_a_filling_disk(obj, fh, *args, **kwargs):
+        if Path(fh.name).name.startswith(".last.pt."):
+            last_saves.append(fh.name)
+            if len(last_saves) == 2:
+                fh.write(b"\0" * 4096)  # part of the archive made it to disk
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_on_a_filling_disk)
+    assert run_cli(lambda: stage_train(Run(run_dir), [0], progress=False)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and [line for line in err.splitlines() if "error" in line.lower()] == [
+        f"error: cannot write {fold_dir / 'last.pt'}: the disk is full. Free some space and rerun; finished stages are kept"]
+    assert _finished_epochs(fold_dir / "last.pt") == 1
+    assert not list(fold_dir.glob(".*.tmp")) and not (fold_dir / "done.json").exists()
+
+    monkeypatch.setattr(torch, "save", real_save)  # space freed
+    assert run_cli(lambda: stage_train(Run(run_dir), [0], progress=False)) == 0
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    reference = _new_run(tiny_dataset, tmp_path / "reference")
+    assert run_cli(lambda: stage_train(Run(reference), [0], progress=False)) == 0
+    got, want = pd.read_csv(fold_dir / "metrics.csv"), pd.read_csv(reference / "fold_0" / "metrics.csv")
+    columns = [c for c in want.columns if c.startswith(("val/", "loss/")) or c in ("epoch", "train_loss")]
+    pd.testing.assert_frame_equal(got[columns], want[columns], check_exact=False, rtol=0, atol=1e-6)

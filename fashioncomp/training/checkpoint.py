@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fashioncomp.errors import UserError
-from fashioncomp.io import explain_os_error, write_stream
+from fashioncomp.io import explain_os_error, is_environment_error, write_stream
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -27,19 +30,34 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(ZIP_MAGIC))
+        # a zip cut short anywhere has lost its central directory; torch would report that, or
+        # an OS error, or (one byte left) an unpickling error, depending on where it was cut
+        if ZIP_MAGIC.startswith(head) and not zipfile.is_zipfile(path):
+            raise CheckpointError(_damaged(path, f"an incomplete archive of {path.stat().st_size} bytes, cut short?"))
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as exc:  # what weights_only raises for a disallowed global
         raise CheckpointError(
             f"{path}: refused to load: it contains pickled objects that are not plain tensors/data "
             f"({_unsafe_detail(exc)}). Only load checkpoints you trust and that fashioncomp wrote."
         ) from None
     except OSError as exc:
-        raise CheckpointError(explain_os_error(exc, path, action="read")) from None
+        if is_environment_error(exc):  # permissions and the like: the file may be fine
+            raise CheckpointError(explain_os_error(exc, path, action="read")) from None
+        raise CheckpointError(_damaged(path, f"{exc.__class__.__name__}: {exc}")) from None
     except Exception as exc:  # torch raises several types for truncated or corrupt files
-        raise CheckpointError(f"{path}: damaged or not a checkpoint ({exc.__class__.__name__}: {exc})") from None
+        raise CheckpointError(_damaged(path, f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a checkpoint dictionary, found {type(state).__name__}")
     return state
+
+
+def _damaged(path: Path, detail: str) -> str:
+    return (f"{path}: damaged or not a checkpoint ({detail}); delete it or rerun the stage that wrote it "
+            "with --force")
 
 
 def _unsafe_detail(exc: Exception) -> str:
