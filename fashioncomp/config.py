@@ -96,8 +96,14 @@ DEFAULTS: dict[str, Any] = {
         "brightness_contrast": 0.3,  # no hue jitter: colour is a label
         "coarse_dropout": 0.0,
     },
+    "metrics": {
+        # the assignment's attribute "Mean F1" is not defined further: samples (F1 per image, averaged
+        # over images) | macro (per attribute, averaged over attributes) | micro (every decision pooled).
+        # best.pt, the thresholds and the report's headline follow it (fashioncomp.metrics.ATTRIBUTE_F1)
+        "attribute_f1": "samples",
+    },
     "thresholds": {
-        "metric": "mcc",         # mcc | f1
+        "metric": "mcc",         # mcc | f1: each attribute's starting threshold, then refined for metrics.attribute_f1
         "min_positives": 10,
         "at_least_one": "auto",  # every image gets its most probable attribute; auto = if every training image has one
     },
@@ -130,6 +136,9 @@ DEFAULTS: dict[str, Any] = {
 FREE_FORM = {"loss.task_weights"}
 # switches that may also be "auto": decided from the data when the stage runs
 AUTO_SWITCHES = {"thresholds.at_least_one"}
+# keys that name one of a few choices, checked at load (fashioncomp.metrics.ATTRIBUTE_F1 has the same names;
+# listed here so that loading a config imports no numpy)
+CHOICES: dict[str, tuple[str, ...]] = {"metrics.attribute_f1": ("samples", "macro", "micro")}
 
 
 class ConfigError(UserError, ValueError):
@@ -168,6 +177,11 @@ def _check_value(value: Any, default: Any, name: str, source: str) -> Any:
         if isinstance(value, bool) or value == "auto":
             return value
         raise ConfigError(f"{source}: '{name}' must be true, false or auto (default: {default!r}), got {value!r}")
+    if name in CHOICES:
+        if value in CHOICES[name]:
+            return value
+        raise ConfigError(f"{source}: '{name}' must be one of {', '.join(CHOICES[name])} (default: {default!r}), "
+                          f"got {value!r}")
     if default is None or kind not in _TYPE_NAMES:  # untyped keys (default None) take any value
         return value
     if isinstance(value, bool) or kind is bool:  # a bool is an int to Python, not to a config

@@ -9,19 +9,31 @@ Conventions (shared with the rest of the package):
 
 All functions are vectorised (no Python loops over images) because ``score_all`` runs every
 epoch on the validation set. A score with nothing to score (no known label) is ``nan``.
+
+The assignment's "Mean F1" of the attributes is not defined further, so which F1 the leaderboard
+uses is a choice (``metrics.attribute_f1``, see ``ATTRIBUTE_F1``): per image averaged over images
+(``samples``, the default), per attribute averaged over attributes (``macro``) or pooled over
+every image-attribute decision (``micro``). Checkpoint selection, threshold tuning and the report
+all read it from there.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from fashioncomp.config import ConfigError
 from fashioncomp.data.schema import AttributeGroup
 
 __all__ = [
     "category_accuracy",
     "attribute_mean_f1",
     "attribute_macro_f1",
+    "attribute_micro_f1",
+    "ATTRIBUTE_F1",
+    "AttributeF1",
+    "attribute_f1_metric",
     "per_attribute_f1",
     "mcc",
     "per_attribute_mcc",
@@ -117,16 +129,90 @@ def _per_image_f1(t: np.ndarray, p: np.ndarray, known: np.ndarray) -> np.ndarray
     return f1[known.any(axis=1)]
 
 
+@dataclass(frozen=True)
+class AttributeF1:
+    """One reading of the attribute "Mean F1": an F1 per unit, averaged over the units.
+
+    A unit is an image (``axis=1``: counts pooled over its attributes), an attribute (``axis=0``:
+    pooled over its images) or the whole matrix (``axis=None``: every decision pooled). Only
+    known cells count; a unit with no known cell is left out. ``empty`` is the F1 of a unit with
+    no true and no predicted positive (the conventions of sklearn's ``zero_division``).
+    Calling it scores 0/1 predictions; ``from_counts`` scores counts, which lets the threshold
+    search score every grid value of one attribute at once.
+    """
+
+    name: str            # the value of metrics.attribute_f1
+    key: str             # its key in score_all's dict (and oof_scores.json, metrics.csv)
+    label: str           # its name in printouts and the report
+    meaning: str         # what it averages, in words
+    axis: int | None
+    empty: float
+
+    def units(self, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+        """The unit of every cell ``[N, A]`` (int) and the number of units."""
+        n, a = shape
+        if self.axis == 1:
+            return np.broadcast_to(np.arange(n)[:, None], shape), n
+        if self.axis == 0:
+            return np.broadcast_to(np.arange(a)[None, :], shape), a
+        return np.zeros(shape, dtype=np.intp), 1
+
+    def from_counts(self, tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray, scored: np.ndarray) -> np.ndarray:
+        """Mean F1 over the ``scored`` units from per-unit counts ``[U]`` or ``[U, G]`` (a column per
+        candidate); ``nan`` when no unit is scored."""
+        den = n_pred + n_true
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1 = np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), self.empty)
+        if not scored.any():
+            return np.full(f1.shape[1:], np.nan)
+        return f1[scored].mean(axis=0)
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None) -> float:
+        t, p, known = _prepare(y_true, y_pred, mask)
+        counts = [np.atleast_1d(np.count_nonzero(x, axis=self.axis)).astype(np.float64) for x in (t & p, p, t)]
+        return float(self.from_counts(*counts, np.atleast_1d(known.any(axis=self.axis))))
+
+
+# metrics.attribute_f1 -> the metric; equal to sklearn's f1_score(average=name) with the zero_division given
+ATTRIBUTE_F1: dict[str, AttributeF1] = {
+    # the image's set: an image with no true and no predicted attribute scores 1 (zero_division=1)
+    "samples": AttributeF1("samples", "attribute_mean_f1", "attribute mean-F1",
+                           "F1 of each image's attribute set, averaged over images", axis=1, empty=1.0),
+    # an attribute with no true and no predicted positive scores 0 (zero_division=0)
+    "macro": AttributeF1("macro", "attribute_macro_f1", "attribute macro-F1",
+                         "F1 of each attribute over the images, averaged over attributes", axis=0, empty=0.0),
+    # one pooled set of decisions, empty only if nothing is true or predicted: 1, like an image
+    "micro": AttributeF1("micro", "attribute_micro_f1", "attribute micro-F1",
+                         "F1 of every image-attribute decision pooled together", axis=None, empty=1.0),
+}
+DEFAULT_ATTRIBUTE_F1 = "samples"
+
+
+def attribute_f1_metric(name: str) -> AttributeF1:
+    """The attribute F1 named by ``metrics.attribute_f1``; a ConfigError listing the choices otherwise."""
+    if name not in ATTRIBUTE_F1:
+        raise ConfigError(f"'metrics.attribute_f1' must be one of {', '.join(ATTRIBUTE_F1)}, got {name!r}")
+    return ATTRIBUTE_F1[name]
+
+
 def attribute_mean_f1(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Competition metric: F1 of each image's attribute set, averaged over images.
+    """Per-image F1 of the attribute sets, averaged over images (``metrics.attribute_f1: samples``).
 
     An image whose true and predicted sets are both empty scores 1.0, i.e. this equals
     ``sklearn.metrics.f1_score(y_true, y_pred, average='samples', zero_division=1.0)``.
     With ``mask``, each image is scored on its known attributes only; images with no known
     attribute are skipped. ``nan`` if no image is left.
     """
-    f1 = _per_image_f1(*_prepare(y_true, y_pred, mask))
-    return float(f1.mean()) if f1.size else float("nan")
+    return ATTRIBUTE_F1["samples"](y_true, y_pred, mask)
+
+
+def attribute_micro_f1(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """F1 of every known image-attribute decision pooled (sklearn ``average='micro'``).
+
+    1.0 if nothing is true and nothing predicted (sklearn ``zero_division=1``); ``nan`` if no
+    cell is known.
+    """
+    return ATTRIBUTE_F1["micro"](y_true, y_pred, mask)
 
 
 def per_attribute_f1(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -146,9 +232,7 @@ def attribute_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray 
 
     Attributes with no known row are left out of the average.
     """
-    f1 = per_attribute_f1(y_true, y_pred, mask)
-    f1 = f1[~np.isnan(f1)]
-    return float(f1.mean()) if f1.size else float("nan")
+    return ATTRIBUTE_F1["macro"](y_true, y_pred, mask)
 
 
 def per_attribute_mcc(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -226,23 +310,23 @@ def score_all(
     attr_pred: np.ndarray,
     groups: Sequence[AttributeGroup] = (),
     mask: np.ndarray | None = None,
+    attribute_metric: str = DEFAULT_ATTRIBUTE_F1,
 ) -> dict[str, float]:
     """All validation scores in one flat dict.
 
-    Keys: ``category_accuracy``, ``attribute_mean_f1``, ``attribute_macro_f1``, ``score``
-    (mean of category accuracy and attribute mean-F1, ignoring a ``nan`` component; used for
-    checkpoint selection) and ``group/<name>/<metric>`` for each group (see ``group_scores``).
+    Keys: ``category_accuracy``, ``attribute_mean_f1``, ``attribute_macro_f1``,
+    ``attribute_micro_f1``, ``score`` (mean of category accuracy and the attribute F1 named by
+    ``attribute_metric``, see ``ATTRIBUTE_F1``, ignoring a ``nan`` component; used for checkpoint
+    selection) and ``group/<name>/<metric>`` for each group (see ``group_scores``).
     ``cat_proba`` may be scores ``[N, C]`` or labels ``[N]``; ``attr_pred`` is decoded 0/1.
     """
+    chosen = attribute_f1_metric(attribute_metric)
     # Convert once so the per-metric validation below is a no-op on bool arrays.
     attr_true = _as_binary(attr_true, "attr_true")
     attr_pred = _as_binary(attr_pred, "attr_pred")
-    out: dict[str, float] = {
-        "category_accuracy": category_accuracy(cat_true, cat_proba),
-        "attribute_mean_f1": attribute_mean_f1(attr_true, attr_pred, mask),
-        "attribute_macro_f1": attribute_macro_f1(attr_true, attr_pred, mask),
-    }
-    parts = [v for v in (out["category_accuracy"], out["attribute_mean_f1"]) if not np.isnan(v)]
+    out: dict[str, float] = {"category_accuracy": category_accuracy(cat_true, cat_proba)}
+    out.update({metric.key: metric(attr_true, attr_pred, mask) for metric in ATTRIBUTE_F1.values()})
+    parts = [v for v in (out["category_accuracy"], out[chosen.key]) if not np.isnan(v)]
     out["score"] = float(np.mean(parts)) if parts else float("nan")
     for name, scores in group_scores(attr_true, attr_pred, groups, mask).items():
         for metric, value in scores.items():

@@ -38,10 +38,10 @@ from fashioncomp.data.schema import Schema
 from fashioncomp.data.split import fold_balance, make_folds
 from fashioncomp.inference.predict import check_tta, predict_probs
 from fashioncomp.io import read_json, read_npz, write_csv, write_json, write_npz, write_text
-from fashioncomp.metrics import attribute_mean_f1, per_attribute_f1, score_all
+from fashioncomp.metrics import ATTRIBUTE_F1, attribute_f1_metric, per_attribute_f1, score_all
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
-from fashioncomp.postprocessing.mean_f1_search import refine_for_mean_f1
+from fashioncomp.postprocessing.metric_search import choose_decoding
 from fashioncomp.postprocessing.thresholds import tune_thresholds
 from fashioncomp import stamps
 from fashioncomp.tasks import build_tasks
@@ -51,8 +51,9 @@ from fashioncomp.training.train import (TRAINING_OUTPUTS, FoldInputs, amp_dtype_
                                         pick_device, train_fold)
 
 
-# the config a trained network depends on (its schedule, augmentation, loss, input size, ...)
-TRAINING_CONFIG = ("seed", "data", "model", "loss", "train", "augment")
+# the config a trained network depends on (its schedule, augmentation, loss, input size, and the
+# attribute F1 that picks its best.pt)
+TRAINING_CONFIG = ("seed", "data", "model", "loss", "train", "augment", "metrics")
 
 
 def labels_digest(data: LabelledData) -> str:
@@ -99,6 +100,11 @@ class Run:
     @property
     def decode_groups(self) -> tuple:
         return self.schema.multiclass_groups if self.config["data"]["use_groups"] else ()
+
+    @property
+    def attribute_metric(self) -> str:
+        """`metrics.attribute_f1`: the attribute F1 the leaderboard is taken to use."""
+        return self.config["metrics"]["attribute_f1"]
 
     def train_data(self) -> LabelledData:
         data, _ = read_train(self.data_root, self.schema, check_images=False)  # init probed them
@@ -163,7 +169,8 @@ class Run:
 
     def oof_inputs(self, data: LabelledData, folds: np.ndarray, trained: Sequence[int]) -> dict[str, str]:
         return {**self.checkpoint_digests(trained), "train.csv": labels_digest(data),
-                "folds.csv": stamps.digest_arrays(folds), "config": self.config_digest("data", "model", "predict")}
+                "folds.csv": stamps.digest_arrays(folds),
+                "config": self.config_digest("data", "model", "predict", "metrics")}
 
     def load_fold_model(self, fold: int, device: torch.device) -> torch.nn.Module:
         return self.load_model(self.fold_dir(fold) / "best.pt", device)
@@ -343,26 +350,35 @@ def stage_oof(run: Run, force: bool = False) -> dict[str, float]:
         print(f"oof: only folds {trained} are trained; scores cover {covered.sum()} of {len(data)} rows")
     sub = data.subset(np.flatnonzero(covered))
     pred = decode_attributes(attr[covered], 0.5, run.decode_groups)
-    scores = score_all(sub.categories, cat[covered], sub.attributes, pred, run.schema.groups, sub.attribute_known)
+    scores = score_all(sub.categories, cat[covered], sub.attributes, pred, run.schema.groups, sub.attribute_known,
+                       run.attribute_metric)
     scores["rows"] = int(covered.sum())
     write_npz(out, file_path=np.array(data.file_paths), category=cat, attributes=attr, fold=folds)
     write_json(run.dir / "oof_scores.json", scores)
     stamps.record(run.stamp("oof"), inputs)
-    print("oof (threshold 0.5): " + _format_scores(scores))
+    print("oof (threshold 0.5): " + format_scores(scores, run.attribute_metric))
     return scores
 
 
-def _format_scores(scores: dict[str, float]) -> str:
-    keys = ["category_accuracy", "attribute_mean_f1", "attribute_macro_f1"]
-    return "  ".join(f"{k} {scores[k]:.4f}" for k in keys if k in scores)
+def format_scores(scores: dict[str, float], attribute_metric: str) -> str:
+    """One line of CV scores: category accuracy, the chosen attribute F1 (marked) and the score, then
+    the other attribute F1s for comparison."""
+    chosen = attribute_f1_metric(attribute_metric)
+    others = [m.key for m in ATTRIBUTE_F1.values() if m is not chosen]
+    keys = ["category_accuracy", chosen.key, "score"] + others
+    return "  ".join(f"{k}{' (metrics.attribute_f1=' + chosen.name + ')' if k == chosen.key else ''} {scores[k]:.4f}"
+                     for k in keys if k in scores)
 
 
-THRESHOLD_METRICS = ("mcc", "f1", "mean_f1")
+# each attribute's starting threshold maximises one of these on its own (then all are refined together
+# for metrics.attribute_f1)
+THRESHOLD_METRICS = ("mcc", "f1")
 
 
 def resolve_at_least_one(setting: bool | str, data: LabelledData) -> bool:
     """`thresholds.at_least_one`: true/false as given; auto = true iff every training image
-    with known attributes has at least one."""
+    with known attributes has at least one (the thresholds stage then keeps an auto rule only if
+    it does not lower the OOF attribute F1)."""
     if setting != "auto":
         return bool(setting)
     rows = data.attribute_known.all(axis=1)
@@ -374,31 +390,36 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     oof_path = run.dir / "oof.npz"
     data = run.train_data()
     inputs = {"oof.npz": stamps.digest_file(oof_path), "train.csv": labels_digest(data),
-              "config": run.config_digest("thresholds", "data")}
+              "config": run.config_digest("thresholds", "data", "metrics")}
     if stamps.up_to_date("thresholds", run.stamp("thresholds"), inputs, [out], force):
         print(f"thresholds: {out} is up to date")
         return read_json(out)
     cfg = run.config["thresholds"]
+    if cfg["metric"] == "mean_f1":  # the per-image mean-F1 search of earlier versions is now metrics.attribute_f1
+        raise ConfigError("thresholds.metric 'mean_f1' is gone: thresholds are now always refined for "
+                          "metrics.attribute_f1 (samples = per-image mean-F1); use thresholds.metric=f1")
     if cfg["metric"] not in THRESHOLD_METRICS:
         raise ConfigError(f"thresholds.metric must be one of {', '.join(THRESHOLD_METRICS)}, got {cfg['metric']!r}")
+    metric = attribute_f1_metric(run.attribute_metric)
     oof = read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
-    at_least_one = resolve_at_least_one(cfg["at_least_one"], data)
+    # the rule is a candidate when the config or the labels allow it; the metric then judges it
+    candidate = resolve_at_least_one(cfg["at_least_one"], data)
+    rules = (False, True) if candidate and cfg["at_least_one"] == "auto" else (candidate,)
     covered = ~np.isnan(oof["category"][:, 0])
     sub = data.subset(np.flatnonzero(covered))
     proba = oof["attributes"][covered]
-    per_attribute_metric = "f1" if cfg["metric"] == "mean_f1" else cfg["metric"]
-    result = tune_thresholds(sub.attributes, proba, metric=per_attribute_metric, min_positives=cfg["min_positives"],
-                             mask=sub.attribute_known)
+    result = tune_thresholds(sub.attributes, proba, metric=cfg["metric"], min_positives=cfg["min_positives"],
+                             mask=sub.attribute_known, attribute_f1=metric.name)
     groups = run.decode_groups
-    thresholds = result.thresholds
-    if cfg["metric"] == "mean_f1":
-        thresholds = refine_for_mean_f1(sub.attributes, proba, thresholds, groups, at_least_one, sub.attribute_known)
+    decoding = choose_decoding(sub.attributes, proba, result.thresholds, metric.name, groups, rules,
+                               sub.attribute_known)
+    thresholds, at_least_one = decoding.thresholds, decoding.at_least_one
     at_half = decode_attributes(proba, 0.5, groups)
     tuned = decode_attributes(proba, thresholds, groups, at_least_one=at_least_one)
-    f1_half = attribute_mean_f1(sub.attributes, at_half, sub.attribute_known)
-    f1_tuned = attribute_mean_f1(sub.attributes, tuned, sub.attribute_known)
+    half_scores = score_all(sub.categories, oof["category"][covered], sub.attributes, at_half, run.schema.groups,
+                            sub.attribute_known, metric.name)
     tuned_scores = score_all(sub.categories, oof["category"][covered], sub.attributes, tuned, run.schema.groups,
-                             sub.attribute_known)
+                             sub.attribute_known, metric.name)
     per_attr_f1 = per_attribute_f1(sub.attributes, tuned, sub.attribute_known)
     positives = (sub.attributes.astype(bool) & sub.attribute_known).sum(axis=0)
     # an attribute with positives that out-of-fold predictions never get right was not learned
@@ -406,14 +427,20 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     argmax = sorted(i for g in groups for i in g.indices)
     report = {
         "metric": cfg["metric"],
+        "attribute_f1": metric.name,
         "thresholds": [float(t) for t in thresholds],
         "global_threshold": float(result.global_threshold),
         "fallback": [bool(f) for f in result.fallback],
         "decoded_by_group_argmax": argmax,
         "at_least_one": at_least_one,
         "at_least_one_setting": cfg["at_least_one"],
-        "oof_mean_f1_at_0.5": f1_half,
-        "oof_mean_f1_tuned": f1_tuned,
+        # the chosen attribute F1 after refinement with the rule off / on (the rules considered)
+        "at_least_one_scores": {("on" if rule else "off"): value for rule, value in decoding.rule_scores.items()},
+        "oof_attribute_f1_at_0.5": half_scores[metric.key],
+        "oof_attribute_f1_start": decoding.start_score,  # per-attribute thresholds before the refinement
+        "oof_attribute_f1_tuned": tuned_scores[metric.key],
+        "oof_mean_f1_at_0.5": half_scores["attribute_mean_f1"],
+        "oof_mean_f1_tuned": tuned_scores["attribute_mean_f1"],
         "oof_scores_tuned": tuned_scores,
         "per_attribute_f1_tuned": [None if math.isnan(v) else float(v) for v in per_attr_f1],
         "unlearned": unlearned,
@@ -422,21 +449,34 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     stamps.record(run.stamp("thresholds"), inputs)
     names = run.schema.attributes
     thresholded = [j for j in range(run.schema.num_attributes) if j not in argmax]
-    print(f"thresholds ({cfg['metric']}): OOF attribute mean-F1 at 0.5 {f1_half:.4f} -> tuned {f1_tuned:.4f}; "
-          f"{int(result.fallback[thresholded].sum())} rare attribute(s) use the global threshold {result.global_threshold:.2f}")
+    print(f"thresholds ({cfg['metric']}, refined for {metric.label}, metrics.attribute_f1={metric.name}): OOF "
+          f"{metric.label} at 0.5 {report['oof_attribute_f1_at_0.5']:.4f} -> per attribute "
+          f"{decoding.start_score:.4f} -> refined {decoding.score:.4f}; "
+          f"{int(result.fallback[thresholded].sum())} rare attribute(s) start from the global threshold "
+          f"{result.global_threshold:.2f}")
     if argmax:
         print(f"  {len(argmax)} attribute(s) in multiclass groups are decoded by the group's argmax")
     if thresholded:
         print("  per-attribute thresholds: " + ", ".join(f"{names[j]} {thresholds[j]:.2f}" for j in thresholded))
-    why = "set in the config" if cfg["at_least_one"] != "auto" else (
-        "every training image has an attribute" if at_least_one else "some training images have none")
-    print(f"  at least one attribute per image: {'yes' if at_least_one else 'no'} ({why})")
+    print(f"  at least one attribute per image: {'yes' if at_least_one else 'no'} "
+          f"({at_least_one_reason(cfg['at_least_one'], candidate, report['at_least_one_scores'], metric.label)})")
     if unlearned:
         print("warning: never predicted right out of fold (not learned): "
               + ", ".join(f"{names[j]} ({int(positives[j])} positives)" for j in unlearned)
               + "; try loss.attribute=asl, more epochs or a larger image size")
-    print("CV (tuned): " + _format_scores(tuned_scores))
+    print("CV (tuned): " + format_scores(tuned_scores, metric.name))
     return report
+
+
+def at_least_one_reason(setting: bool | str, candidate: bool, scores: dict[str, float], label: str) -> str:
+    """Why the at-least-one rule is on or off: the config, the labels, or the OOF attribute F1."""
+    if setting != "auto":
+        return "set in the config"
+    if not candidate:
+        return "some training images have none"
+    on, off = scores["on"], scores["off"]
+    verdict = "does not lower" if not on < off else "lowers"
+    return f"every training image has an attribute, and the rule {verdict} OOF {label}: {off:.4f} without, {on:.4f} with"
 
 
 def fold_ensemble_probs(run: Run, images: Any, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

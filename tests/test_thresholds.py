@@ -178,9 +178,10 @@ def test_decode_category():
     np.testing.assert_array_equal(decode_category(np.array([[0.1, 0.9], [0.7, 0.3]])), [1, 0])
 
 
-# ----------------------------------------------------------- thresholds for the competition metric
+# ------------------------------------------- thresholds for the per-image mean-F1 (metrics.attribute_f1: samples)
+# (every choice of metrics.attribute_f1 is tested in test_attribute_metric.py)
 
-from fashioncomp.postprocessing.mean_f1_search import refine_for_mean_f1  # noqa: E402
+from fashioncomp.postprocessing.metric_search import refine_thresholds  # noqa: E402
 
 
 def _mean_f1_at(y, p, thr, groups=(), at_least_one=False):
@@ -193,7 +194,7 @@ def test_mean_f1_search_matches_brute_force_over_every_threshold_pair(seed, at_l
     y, p = calibrated(seed, n=300, a=3)
     group = AttributeGroup("g", "multiclass", (2,))  # decoded by argmax: its threshold is not searched
     grid = np.round(np.linspace(0.05, 0.95, 19), 2)
-    found = refine_for_mean_f1(y, p, np.full(3, 0.5), [group], at_least_one, grid=grid)
+    found = refine_thresholds(y, p, np.full(3, 0.5), "samples", [group], at_least_one, grid=grid)
     assert found[2] == 0.5
     best = max(_mean_f1_at(y, p, np.array([a, b, 0.5]), [group], at_least_one) for a in grid for b in grid)
     assert _mean_f1_at(y, p, found, [group], at_least_one) == pytest.approx(best, abs=1e-12)
@@ -202,8 +203,8 @@ def test_mean_f1_search_matches_brute_force_over_every_threshold_pair(seed, at_l
 def test_mean_f1_search_beats_per_attribute_tuning_and_never_loses():
     y, p = calibrated(7, n=500, a=6)
     start = tune_thresholds(y, p, metric="f1").thresholds
-    found = refine_for_mean_f1(y, p, start)
+    found = refine_thresholds(y, p, start)
     assert _mean_f1_at(y, p, found) > _mean_f1_at(y, p, start)
     assert _mean_f1_at(y, p, found) > _mean_f1_at(y, p, np.full(6, 0.5))
     # already optimal: nothing moves
-    assert np.array_equal(refine_for_mean_f1(y, p, found), found)
+    assert np.array_equal(refine_thresholds(y, p, found), found)

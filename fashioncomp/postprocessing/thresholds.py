@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fashioncomp.metrics import DEFAULT_ATTRIBUTE_F1, attribute_f1_metric
+
 __all__ = ["ThresholdResult", "DEFAULT_GRID", "tune_thresholds"]
 
 # Rounded so that grid values are the doubles nearest to 0.05, 0.06, ... (0.3 == 0.3 exactly).
@@ -23,7 +25,7 @@ class ThresholdResult:
     """Outcome of ``tune_thresholds``.
 
     thresholds: ``[A]`` threshold per attribute (``proba >= threshold`` is positive).
-    global_threshold: the single threshold maximising attribute mean-F1 over all attributes.
+    global_threshold: the single threshold maximising the chosen attribute F1 over all attributes.
     fallback: ``[A]`` bool, True where the attribute had too few positives and got the global one.
     per_attribute_score: ``[A]`` the tuning metric of each attribute at its chosen threshold.
     """
@@ -57,15 +59,18 @@ def tune_thresholds(
     min_positives: int = 10,
     grid: np.ndarray | None = None,
     mask: np.ndarray | None = None,
+    attribute_f1: str = DEFAULT_ATTRIBUTE_F1,
 ) -> ThresholdResult:
     """Choose a threshold per attribute that maximises ``metric`` ('mcc' or 'f1') on known rows.
 
     ``y_true`` 0/1 ``[N, A]``, ``proba`` ``[N, A]``, ``mask`` bool ``[N, A]`` (True = known).
     ``grid`` defaults to 0.05..0.95 step 0.01. Attributes with fewer than ``min_positives``
     known positives are unreliable to tune alone and get the global threshold instead: the one
-    threshold shared by all attributes that maximises attribute mean-F1 over the whole matrix
-    (see ``fashioncomp.metrics.attribute_mean_f1``). Ties go to the threshold closest to 0.5.
+    threshold shared by all attributes that maximises the attribute F1 named ``attribute_f1``
+    over the whole matrix (see ``fashioncomp.metrics.ATTRIBUTE_F1``). Ties go to the threshold
+    closest to 0.5.
     """
+    chosen = attribute_f1_metric(attribute_f1)
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     y = np.asarray(y_true)
@@ -87,17 +92,14 @@ def tune_thresholds(
     # bins[i, j] = number of grid values <= proba, so "predicted at grid[k]" <=> bins > k.
     bins = np.searchsorted(grid, p, side="right")
 
-    # Global threshold: per-image counts at every grid value -> mean-F1 curve over the grid.
-    rows = np.broadcast_to(np.arange(n)[:, None], (n, a))
-    img_tp = _suffix_counts(bins, rows, pw, n, g)      # [N, G]
-    img_pred = _suffix_counts(bins, rows, kw, n, g)    # [N, G]
-    img_true = pw.sum(axis=1, keepdims=True)
-    den = img_true + img_pred
-    with np.errstate(divide="ignore", invalid="ignore"):
-        img_f1 = np.where(den > 0, 2 * img_tp / np.where(den > 0, den, 1), 1.0)
-    scored = known.any(axis=1)
-    mean_f1 = img_f1[scored].mean(axis=0) if scored.any() else np.zeros(g)
-    global_idx = int(_pick(mean_f1, grid))
+    # Global threshold: the chosen F1's per-unit counts (image, attribute or all) at every grid value.
+    units, n_units = chosen.units((n, a))
+    unit_tp = _suffix_counts(bins, units, pw, n_units, g)      # [U, G]
+    unit_pred = _suffix_counts(bins, units, kw, n_units, g)    # [U, G]
+    unit_true = np.bincount(units.ravel(), weights=pw.ravel(), minlength=n_units)[:, None]
+    scored = np.bincount(units.ravel(), weights=kw.ravel(), minlength=n_units) > 0
+    curve = chosen.from_counts(unit_tp, unit_pred, unit_true, scored) if scored.any() else np.zeros(g)
+    global_idx = int(_pick(curve, grid))
 
     # Per-attribute confusion counts at every grid value.
     cols = np.broadcast_to(np.arange(a)[None, :], (n, a))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fashioncomp.metrics import per_attribute_f1
+from fashioncomp.metrics import ATTRIBUTE_F1, per_attribute_f1
 from fashioncomp.report.context import ReportContext, _decoded
 from fashioncomp.report.markdown import _attribute_label, _image, _table
 from fashioncomp.report.plots import plot_attribute_f1
@@ -32,8 +32,9 @@ def section_attributes(ctx: ReportContext) -> str:
         lines.append("No `thresholds.json` yet: F1 at threshold 0.5 only (argmax for multiclass groups).")
     else:
         series["tuned thresholds"] = np.array([np.nan if v is None else v for v in t["per_attribute_f1_tuned"]], dtype=float)
-        lines.append(f"Decoding: per-attribute thresholds tuned on OOF ({t['metric']}); attributes with too few "
-                     f"positives use the global threshold {t['global_threshold']:.2f}"
+        refined = f", then refined together for {ATTRIBUTE_F1[t['attribute_f1']].label}" if "attribute_f1" in t else ""
+        lines.append(f"Decoding: per-attribute thresholds tuned on OOF ({t['metric']}{refined}); attributes with too "
+                     f"few positives start from the global threshold {t['global_threshold']:.2f}"
                      + ("; attributes of multiclass groups are decoded by the group's argmax (thresholds unused)"
                         if t["decoded_by_group_argmax"] else "")
                      + ("; every image gets at least one attribute." if t["at_least_one"] else "."))

@@ -132,7 +132,7 @@ def _load_oof(run: Run, missing: list[str]) -> OOF | None:
         sub = result.labels.subset(rows)
         pred = decode_attributes(result.attributes[rows], 0.5, run.decode_groups)  # as the oof stage scores
         result.per_fold[int(fold)] = score_all(sub.categories, result.category[rows], sub.attributes, pred,
-                                               run.schema.groups, sub.attribute_known)
+                                               run.schema.groups, sub.attribute_known, run.attribute_metric)
     return result
 
 

@@ -2,17 +2,22 @@
 
 Reads only the run directory: the attribute groups of `schema.json` (declared in the schema or
 found in the training labels) and the decoding choices of `thresholds.json` (threshold metric,
-at-least-one rule, per-attribute thresholds, attributes never predicted right out of fold).
+the attribute F1 they were refined for, at-least-one rule, per-attribute thresholds, attributes never
+predicted right out of fold).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from fashioncomp.data.schema import AttributeGroup
+from fashioncomp.metrics import ATTRIBUTE_F1
 from fashioncomp.report.context import ReportContext, _command
-from fashioncomp.report.markdown import _table
+from fashioncomp.report.markdown import _fmt, _table
 
 METRIC_EXPLANATIONS = {
     "mcc": "each attribute's threshold maximises its Matthews correlation on the OOF predictions",
     "f1": "each attribute's threshold maximises its F1 on the OOF predictions",
+    # thresholds.json of older runs
     "mean_f1": "each attribute's threshold first maximises its F1, then all are refined together to "
                "maximise the per-image attribute mean-F1 on the OOF predictions",
 }
@@ -58,14 +63,23 @@ def _groups_part(ctx: ReportContext) -> list[str]:
     return lines
 
 
-def _at_least_one_reason(applied: bool, setting: object) -> str:
-    """Why the at-least-one rule is on or off, from `at_least_one_setting` (None: not recorded)."""
+def _at_least_one_reason(applied: bool, setting: object, t: dict[str, Any]) -> str:
+    """Why the at-least-one rule is on or off, from `at_least_one_setting` (None: not recorded) and,
+    when the OOF attribute F1 judged it, `at_least_one_scores`."""
     if setting is None:
         return "how it was chosen is not recorded in this run's `thresholds.json`"
-    if setting == "auto":
+    if setting != "auto":
+        return f"set in the config (`thresholds.at_least_one: {str(setting).lower()}`)"
+    scores = t.get("at_least_one_scores", {})
+    if "on" not in scores or "off" not in scores:  # the labels decided (or an older run)
         return ("auto: on because every training image has at least one attribute" if applied
                 else "auto: off because some training images have none")
-    return f"set in the config (`thresholds.at_least_one: {str(setting).lower()}`)"
+    label = ATTRIBUTE_F1[t["attribute_f1"]].label
+    judged = f"OOF {label} {scores['off']:.4f} without the rule, {scores['on']:.4f} with it"
+    return (f"auto: on because every training image has at least one attribute and the rule does not lower the "
+            f"{judged}" if applied else
+            f"auto: off because, although every training image has at least one attribute, the rule lowers the "
+            f"{judged}")
 
 
 def _thresholds_part(ctx: ReportContext) -> list[str]:
@@ -79,9 +93,15 @@ def _thresholds_part(ctx: ReportContext) -> list[str]:
     metric = t["metric"]
     explanation = METRIC_EXPLANATIONS.get(metric)
     applied = bool(t["at_least_one"])
-    lines += [f"- threshold metric: **{metric}**" + (f" ({explanation})" if explanation else ""),
-              f"- at least one attribute per image: **{'on' if applied else 'off'}** "
-              f"({_at_least_one_reason(applied, t.get('at_least_one_setting'))})"
+    lines.append(f"- threshold metric: **{metric}**" + (f" ({explanation})" if explanation else ""))
+    if "attribute_f1" in t:
+        chosen = ATTRIBUTE_F1[t["attribute_f1"]]
+        lines.append(f"- then refined for: **{chosen.label}** (`metrics.attribute_f1: {chosen.name}`, {chosen.meaning}): "
+                     "coordinate ascent over the thresholds, decoding as the submission does; OOF "
+                     f"{_fmt(t['oof_attribute_f1_start'])} with the per-attribute thresholds, "
+                     f"{_fmt(t['oof_attribute_f1_tuned'])} refined")
+    lines += [f"- at least one attribute per image: **{'on' if applied else 'off'}** "
+              f"({_at_least_one_reason(applied, t.get('at_least_one_setting'), t)})"
               + ("; an image with no attribute above its threshold gets its most probable one" if applied else "")]
     argmax = set(t["decoded_by_group_argmax"])
     thresholded = [i for i in range(schema.num_attributes) if i not in argmax]
@@ -93,7 +113,8 @@ def _thresholds_part(ctx: ReportContext) -> list[str]:
         lines += [f"{len(thresholded)} of {schema.num_attributes} attributes are decided by a threshold"
                   + (f" (the other {len(argmax)} by their multiclass group's argmax)" if argmax else "")
                   + f". Attributes with fewer than {run.config['thresholds']['min_positives']} known positives "
-                  f"(`thresholds.min_positives`) use the global threshold {t['global_threshold']:.2f}.", "",
+                  f"(`thresholds.min_positives`) {'start from' if 'attribute_f1' in t else 'use'} the global "
+                  f"threshold {t['global_threshold']:.2f}.", "",
                   _table(["attribute", "group", "threshold", "global fallback"],
                          [[schema.attributes[i], group_of.get(i, "—"), f"{t['thresholds'][i]:.2f}",
                            "yes" if t["fallback"][i] else "no"] for i in thresholded])]

@@ -5,8 +5,9 @@ from typing import Any
 
 import numpy as np
 
+from fashioncomp.metrics import ATTRIBUTE_F1
 from fashioncomp.report.context import ReportContext, _oof_fold_scores
-from fashioncomp.report.markdown import HEADLINE, _fmt, _table
+from fashioncomp.report.markdown import _fmt, _table, headline
 
 
 def _tta_rows(ctx: ReportContext) -> tuple[list[list[Any]], str]:
@@ -25,13 +26,17 @@ def _tta_rows(ctx: ReportContext) -> tuple[list[list[Any]], str]:
     how = (f"mean over folds {', '.join(str(k) for k, _, _ in pairs)}" if len(pairs) > 1 else f"fold {pairs[0][0]}") \
         + "; threshold 0.5"
     rows = []
-    for key, label in HEADLINE[:3]:
+    chosen = ATTRIBUTE_F1[ctx.run.attribute_metric]
+    # every score but the last ("score"); a metric a checkpoint of an older version did not log is left out
+    for key, label in headline(chosen.name)[:-1]:
+        if not all(key in p[1] and key in p[2] for p in pairs):
+            continue
         without = float(np.mean([p[1][key] for p in pairs]))
         with_tta = float(np.mean([p[2][key] for p in pairs]))
         rows.append([name, label, _fmt(without), _fmt(with_tta), _fmt(with_tta - without, signed=True), how])
-    per_fold = _table(["fold", "category accuracy without → with TTA", "attribute mean-F1 without → with TTA"],
+    per_fold = _table(["fold", "category accuracy without → with TTA", f"{chosen.label} without → with TTA"],
                       [[k, f"{w['category_accuracy']:.4f} → {t['category_accuracy']:.4f}",
-                        f"{w['attribute_mean_f1']:.4f} → {t['attribute_mean_f1']:.4f}"] for k, w, t in pairs])
+                        f"{_fmt(w.get(chosen.key))} → {_fmt(t.get(chosen.key))}"] for k, w, t in pairs])
     return rows, per_fold
 
 
@@ -41,15 +46,19 @@ def section_gains(ctx: ReportContext) -> str:
     rows: list[list[Any]] = []
     if ctx.thresholds and ctx.oof_scores:
         t = ctx.thresholds
+        chosen = ATTRIBUTE_F1[ctx.run.attribute_metric]
         argmax = len(t["decoded_by_group_argmax"])
-        how = f"pooled OOF, {t['metric']}-tuned thresholds" + (
+        refined = f", refined for {chosen.label}" if "attribute_f1" in t else ""  # older runs did not refine
+        how = f"pooled OOF, {t['metric']}-tuned thresholds{refined}" + (
             "; no effect: every attribute is decoded by its multiclass group's argmax"
             if argmax == ctx.run.schema.num_attributes and not t["at_least_one"]
             else " (multiclass groups keep their argmax)" if argmax else "")
-        rows.append(["threshold tuning", "attribute mean-F1", _fmt(t["oof_mean_f1_at_0.5"]), _fmt(t["oof_mean_f1_tuned"]),
-                     _fmt(t["oof_mean_f1_tuned"] - t["oof_mean_f1_at_0.5"], signed=True), how])
-        half, tuned = ctx.oof_scores["attribute_macro_f1"], t["oof_scores_tuned"]["attribute_macro_f1"]
-        rows.append(["threshold tuning", "attribute macro-F1", _fmt(half), _fmt(tuned), _fmt(tuned - half, signed=True), how])
+        # the chosen attribute F1 first; the others show what tuning for it does to them
+        for key, label in headline(chosen.name)[1:-1]:
+            half, tuned = ctx.oof_scores.get(key), t["oof_scores_tuned"].get(key)
+            if half is None or tuned is None:  # a metric an older run did not record
+                continue
+            rows.append(["threshold tuning", label, _fmt(half), _fmt(tuned), _fmt(tuned - half, signed=True), how])
     else:
         rows.append(["threshold tuning", "—", "—", "—", "—", "not measured: needs oof_scores.json and thresholds.json"])
     tta_rows, tta_per_fold = _tta_rows(ctx)

@@ -6,10 +6,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fashioncomp.metrics import ATTRIBUTE_F1, DEFAULT_ATTRIBUTE_F1
 from fashioncomp.report.context import ReportContext
 
-HEADLINE = (("category_accuracy", "category accuracy"), ("attribute_mean_f1", "attribute mean-F1"),
-            ("attribute_macro_f1", "attribute macro-F1"), ("score", "score (mean of the two above)"))
+
+def headline(attribute_metric: str) -> tuple[tuple[str, str], ...]:
+    """(score key, label) of the headline scores: category accuracy, the attribute F1 the run takes
+    the leaderboard to use (`metrics.attribute_f1`), the other attribute F1s, and the score."""
+    chosen = ATTRIBUTE_F1[attribute_metric]
+    others = tuple((m.key, m.label) for m in ATTRIBUTE_F1.values() if m is not chosen)
+    return (("category_accuracy", "category accuracy"), (chosen.key, chosen.label), *others,
+            ("score", f"score (mean of category accuracy and {chosen.label})"))
+
+
+HEADLINE = headline(DEFAULT_ATTRIBUTE_F1)
 
 
 def _fmt(value: Any, signed: bool = False) -> str:

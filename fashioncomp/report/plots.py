@@ -31,7 +31,8 @@ def _legend_outside(ax: Any) -> None:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
-def plot_fold_curves(frame: pd.DataFrame, fold: int, best_epoch: int | None, group_names: Sequence[str]) -> Figure:
+def plot_fold_curves(frame: pd.DataFrame, fold: int, best_epoch: int | None, group_names: Sequence[str],
+                     scores: Sequence[tuple[str, str]] = HEADLINE) -> Figure:
     """2x2: training losses, validation scores, validation scores per group, learning rate."""
     fig = Figure(figsize=(15, 8), layout="constrained")
     axes = fig.subplots(2, 2)
@@ -44,7 +45,7 @@ def plot_fold_curves(frame: pd.DataFrame, fold: int, best_epoch: int | None, gro
     _legend_outside(ax)
 
     ax = axes[0, 1]
-    for key, label in HEADLINE:
+    for key, label in scores:
         if f"val/{key}" in frame:
             ax.plot(epochs, frame[f"val/{key}"], "o-", label=label.split(" (")[0])
     _line_axes(ax, "validation (held-out fold, no TTA, threshold 0.5)", "score")
@@ -80,11 +81,12 @@ def plot_fold_curves(frame: pd.DataFrame, fold: int, best_epoch: int | None, gro
     return fig
 
 
-def plot_folds_overview(folds: Sequence[FoldState]) -> Figure:
-    """Validation category accuracy and attribute mean-F1 per epoch, one line per fold."""
+def plot_folds_overview(folds: Sequence[FoldState], scores: Sequence[tuple[str, str]] = HEADLINE) -> Figure:
+    """Validation category accuracy and the chosen attribute F1 (the first two of ``scores``) per
+    epoch, one line per fold."""
     fig = Figure(figsize=(12, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, (key, label) in zip(axes, HEADLINE[:2]):
+    for ax, (key, label) in zip(axes, scores[:2]):
         for state in folds:
             if state.metrics is not None and f"val/{key}" in state.metrics:
                 ax.plot(state.metrics["epoch"], state.metrics[f"val/{key}"], "o-", ms=3, label=f"fold {state.fold}")

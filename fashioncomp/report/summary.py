@@ -1,8 +1,9 @@
 """Section "Summary": headline CV scores, what the run is, and what is missing."""
 from __future__ import annotations
 
+from fashioncomp.metrics import ATTRIBUTE_F1
 from fashioncomp.report.context import ReportContext
-from fashioncomp.report.markdown import HEADLINE, _table
+from fashioncomp.report.markdown import _table, headline
 
 
 def section_summary(ctx: ReportContext) -> str:
@@ -10,17 +11,24 @@ def section_summary(ctx: ReportContext) -> str:
     run = ctx.run
     tuned = ctx.thresholds["oof_scores_tuned"] if ctx.thresholds else {}
     half = ctx.oof_scores or {}
-    rows = [(label, half.get(key), tuned.get(key)) for key, label in HEADLINE]
+    chosen = ATTRIBUTE_F1[run.attribute_metric]
+    rows = [(f"{label} (metrics.attribute_f1: {chosen.name})" if key == chosen.key else label, half.get(key), tuned.get(key))
+            for key, label in headline(chosen.name)]
     trained = [s.fold for s in ctx.folds if s.has_best]
     lines = [
         "## Summary", "",
         "Cross-validated scores on out-of-fold (OOF) predictions: every training image predicted by "
         "the one fold model that did not train on it (with the configured TTA).", "",
         _table(["metric", "OOF, threshold 0.5", "OOF, tuned thresholds"], rows), "",
+        f"The assignment scores attributes with a \"Mean F1\" it does not define further. This run takes it "
+        f"as **{chosen.name}** ({chosen.meaning}; `metrics.attribute_f1`): the validation score that picked each "
+        f"fold's `best.pt`, the threshold refinement and the at-least-one rule all maximise it. The other "
+        f"attribute F1s are shown for comparison.", "",
         f"- data: `{run.data_root}`; {run.schema.num_categories} categories, {run.schema.num_attributes} "
         f"attributes, {len(run.schema.groups)} attribute groups",
         f"- model: `{run.config['model']['backbone']}` at {run.config['data']['image_size']} px, "
-        f"TTA {list(run.config['predict']['tta'])}, thresholds tuned on {run.config['thresholds']['metric']}",
+        f"TTA {list(run.config['predict']['tta'])}, thresholds tuned on {run.config['thresholds']['metric']} per "
+        f"attribute, then refined for {chosen.label}",
         f"- folds with a `best.pt`: {len(trained)} of {run.n_folds}"
         + (f" (fold {', '.join(map(str, trained))})" if 0 < len(trained) < run.n_folds else ""),
     ]

@@ -40,7 +40,7 @@ from fashioncomp.inference.predict import predict_probs
 from fashioncomp.io import write_csv, write_json
 from fashioncomp.losses import create_task_losses
 from fashioncomp.losses.weighting import TaskWeighting, create_weighting
-from fashioncomp.metrics import score_all
+from fashioncomp.metrics import ATTRIBUTE_F1, score_all
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.tasks import Task, encode_targets
@@ -154,7 +154,8 @@ def next_epoch_fits(epoch_seconds: Sequence[float], time_limit: float | None) ->
 
 def evaluate(model: torch.nn.Module, inputs: FoldInputs, cfg: dict[str, Any], device: torch.device,
              amp_dtype: torch.dtype | None) -> dict[str, float]:
-    """Validation metrics at threshold 0.5 (argmax for multiclass groups)."""
+    """Validation metrics at threshold 0.5 (argmax for multiclass groups); their `score`, which picks
+    best.pt, averages category accuracy and the attribute F1 of `metrics.attribute_f1`."""
     cat_proba, attr_proba = predict_probs(
         model, inputs.images, inputs.val_index, inputs.tasks, inputs.schema.num_attributes, device,
         tta=("none",), batch_size=cfg["predict"]["batch_size"], channels_last=cfg["train"]["channels_last"],
@@ -163,7 +164,8 @@ def evaluate(model: torch.nn.Module, inputs: FoldInputs, cfg: dict[str, Any], de
     val = inputs.data.subset(inputs.val_index)
     groups = inputs.schema.multiclass_groups if cfg["data"]["use_groups"] else ()
     attr_pred = decode_attributes(attr_proba, 0.5, groups)
-    return score_all(val.categories, cat_proba, val.attributes, attr_pred, inputs.schema.groups, val.attribute_known)
+    return score_all(val.categories, cat_proba, val.attributes, attr_pred, inputs.schema.groups, val.attribute_known,
+                     cfg["metrics"]["attribute_f1"])
 
 
 def create_optimisation(cfg: dict[str, Any], model: torch.nn.Module, tasks: list[Task],
@@ -340,8 +342,10 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         if ctx.is_main:
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, best_score, bad_epochs)
-            scores = (f"val cat-acc {metrics['category_accuracy']:.4f}  attr mean-F1 {metrics['attribute_mean_f1']:.4f}  "
-                      f"score {metrics['score']:.4f}{'  *' if improved else ''}" if validate else "no held-out rows")
+            attribute = ATTRIBUTE_F1[cfg["metrics"]["attribute_f1"]]
+            scores = (f"val cat-acc {metrics['category_accuracy']:.4f}  {attribute.label.removeprefix('attribute ')} "
+                      f"{metrics[attribute.key]:.4f}  score {metrics['score']:.4f}{'  *' if improved else ''}"
+                      if validate else "no held-out rows")
             print(f"fold {fold} epoch {epoch + 1}: loss {row['train_loss']:.4f}  {scores}  ({row['seconds']:.0f}s)",
                   flush=True)
     if not validate and not best_path.is_file() and ctx.is_main:  # stopped early by a time limit
