@@ -476,7 +476,8 @@ def at_least_one_reason(setting: bool | str, candidate: bool, scores: dict[str, 
         return "some training images have none"
     on, off = scores["on"], scores["off"]
     verdict = "does not lower" if not on < off else "lowers"
-    return f"every training image has an attribute, and the rule {verdict} OOF {label}: {off:.4f} without, {on:.4f} with"
+    return (f"every training image has an attribute, and the rule {verdict} OOF {label}: {off:.4f} without, "
+            f"{on:.4f} with")
 
 
 def fold_ensemble_probs(run: Run, images: Any, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -281,4 +281,5 @@ def test_best_checkpoint_follows_the_chosen_metric(tmp_path, monkeypatch):
         assert json.loads((out / "done.json").read_text())["best_epoch"] == best_epoch
         saved = load_checkpoint(out / "best.pt")
         assert saved["epoch"] + 1 == best_epoch
-        assert saved["metrics"]["score"] == pytest.approx((1.0 + ATTRIBUTE_F1[name](truth, [epoch_1, epoch_2][best_epoch - 1])) / 2)
+        kept = [epoch_1, epoch_2][best_epoch - 1]
+        assert saved["metrics"]["score"] == pytest.approx((1.0 + ATTRIBUTE_F1[name](truth, kept)) / 2)

@@ -59,13 +59,14 @@ def test_run_all_end_to_end_and_resume(tiny_dataset, tmp_path):
 
 
 def test_run_without_schema_reports_what_it_decided(dataset_copy, tmp_path):
-    """No schema.json: groups are found in the labels, and the run says what it decided."""
+    """No schema.json: groups are found in the labels, and the run says what it decided (here for
+    the macro-F1 reading of the leaderboard's attribute metric)."""
     (dataset_copy / "schema.json").unlink()
     cmd = ["bash", str(REPO / "pipelines" / "run_all.sh"), "--data", str(dataset_copy),
            "--config", str(REPO / "configs" / "default.yaml"), "--name", "noschema",
            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "subs"),
            "--set", "model.backbone=test_resnet", "--set", "train.epochs=1", "--set", "split.n_folds=2",
-           "--set", "data.image_size=32", "--set", "thresholds.metric=mean_f1"]
+           "--set", "data.image_size=32", "--set", "thresholds.metric=f1", "--set", "metrics.attribute_f1=macro"]
     env = {"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -74,16 +75,25 @@ def test_run_without_schema_reports_what_it_decided(dataset_copy, tmp_path):
     assert "edit " in out and "--set data.schema=FILE" in out
     assert "group1 (multiclass, found in the labels): attribute_16, attribute_17" in out
     assert "per-attribute thresholds: attribute_0 " in out
-    assert "at least one attribute per image: yes (every training image has an attribute)" in out
+    assert "thresholds (f1, refined for attribute macro-F1, metrics.attribute_f1=macro)" in out
+    assert "oof (threshold 0.5): category_accuracy" in out and "attribute_macro_f1 (metrics.attribute_f1=macro)" in out
 
     run = tmp_path / "runs" / "noschema"
     saved = Schema.load(run / "schema.json")
     assert [(g.indices, g.discovered) for g in saved.groups] == [((16, 17), True)]
     thresholds = json.loads((run / "thresholds.json").read_text())
-    assert thresholds["metric"] == "mean_f1" and thresholds["at_least_one"] is True
+    assert thresholds["metric"] == "f1" and thresholds["attribute_f1"] == "macro"
     assert thresholds["at_least_one_setting"] == "auto" and thresholds["decoded_by_group_argmax"] == [16, 17]
+    # every training image has an attribute, so the rule was a candidate, judged by the OOF macro-F1
+    on, off = thresholds["at_least_one_scores"]["on"], thresholds["at_least_one_scores"]["off"]
+    assert thresholds["at_least_one"] is (on >= off)
+    assert (f"at least one attribute per image: {'yes' if on >= off else 'no'} (every training image has an "
+            f"attribute, and the rule {'does not lower' if on >= off else 'lowers'} OOF attribute macro-F1") in out
+    assert thresholds["oof_attribute_f1_tuned"] >= thresholds["oof_attribute_f1_start"]
+    assert thresholds["oof_attribute_f1_tuned"] == thresholds["oof_scores_tuned"]["attribute_macro_f1"]
     attr = pd.read_csv(tmp_path / "subs" / "noschema" / "attribute.csv", keep_default_na=False, dtype=str)
-    assert all(text.strip() for text in attr["attribute_label"])  # the at-least-one rule held
+    if thresholds["at_least_one"]:
+        assert all(text.strip() for text in attr["attribute_label"])  # the at-least-one rule held
 
 
 def test_run_all_with_a_budget_plans_and_ends_within_it(tiny_dataset, tmp_path):

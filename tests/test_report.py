@@ -98,15 +98,21 @@ def test_summary_matches_the_stage_outputs(full_run, full_report):
     at_half = read_json(full_run.dir / "oof_scores.json")
     tuned = read_json(full_run.dir / "thresholds.json")["oof_scores_tuned"]
     summary = full_report.split("## Gains")[0]
-    for key, label in [("category_accuracy", "category accuracy"), ("attribute_mean_f1", "attribute mean-F1"),
-                       ("attribute_macro_f1", "attribute macro-F1")]:
+    # the attribute F1 the run takes the leaderboard to use (metrics.attribute_f1) is named as such
+    for key, label in [("category_accuracy", "category accuracy"),
+                       ("attribute_mean_f1", "attribute mean-F1 (metrics.attribute_f1: samples)"),
+                       ("attribute_macro_f1", "attribute macro-F1"), ("attribute_micro_f1", "attribute micro-F1"),
+                       ("score", "score (mean of category accuracy and attribute mean-F1)")]:
         assert _table_rows(summary, label) == [[label, f"{at_half[key]:.4f}", f"{tuned[key]:.4f}"]]
+    assert 'a "Mean F1" it does not define further. This run takes it as **samples**' in summary
 
 
 def test_gains_table_matches_thresholds_json(full_run, full_report):
     thresholds = read_json(full_run.dir / "thresholds.json")
     at_half = read_json(full_run.dir / "oof_scores.json")
     rows = {row[1]: row for row in _table_rows(full_report, "threshold tuning")}
+    # the chosen attribute F1 (samples by default) first, then the others
+    assert list(rows) == ["attribute mean-F1", "attribute macro-F1", "attribute micro-F1"]
     mean_f1 = rows["attribute mean-F1"]
     assert mean_f1[2:5] == [f"{thresholds['oof_mean_f1_at_0.5']:.4f}", f"{thresholds['oof_mean_f1_tuned']:.4f}",
                             f"{thresholds['oof_mean_f1_tuned'] - thresholds['oof_mean_f1_at_0.5']:+.4f}"]
@@ -167,7 +173,7 @@ def test_oof_of_some_folds_without_thresholds_reports_what_exists(full_run, full
     assert f"OOF covers {covered} of 96 training images" in report
     assert f"{covered} OOF images with a known category" in report
     assert _table_rows(report, "threshold tuning")[0][-1].startswith("not measured")
-    assert len(_table_rows(report, "TTA ['none', 'hflip']")) == 3
+    assert len(_table_rows(report, "TTA ['none', 'hflip']")) == 4  # category accuracy and the three attribute F1s
     # per-attribute F1 at 0.5 only: no tuned column without thresholds.json
     assert "| attribute (group) | positives / labelled | decision | F1, threshold 0.5 |" in report
     links = {p.name for p in _check_links(run_dir, report)}
@@ -184,7 +190,7 @@ def test_checkpoint_changed_after_oof_is_left_out_of_the_tta_gain(full_run, full
     report = write_report(run_dir).read_text()
     assert "`oof.npz` was not made from the current fold_1/best.pt" in report
     rows = _table_rows(report, "TTA ['none', 'hflip']")
-    assert len(rows) == 3 and all(row[-1] == "fold 0; threshold 0.5" for row in rows)
+    assert len(rows) == 4 and all(row[-1] == "fold 0; threshold 0.5" for row in rows)
 
 
 def test_many_attributes_are_split_over_several_figures(full_run, full_report, tmp_path, monkeypatch):
@@ -212,6 +218,10 @@ def test_label_decisions_follow_the_summary_and_the_stage_outputs(full_run, full
     assert "found in the labels" not in section and "data.schema" not in section
     thresholds = read_json(full_run.dir / "thresholds.json")
     assert f"- threshold metric: **{thresholds['metric']}**" in section
+    assert (f"- then refined for: **attribute mean-F1** (`metrics.attribute_f1: samples`, F1 of each image's attribute "
+            f"set, averaged over images): coordinate ascent over the thresholds, decoding as the submission does; OOF "
+            f"{thresholds['oof_attribute_f1_start']:.4f} with the per-attribute thresholds, "
+            f"{thresholds['oof_attribute_f1_tuned']:.4f} refined") in section
     argmax = set(thresholds["decoded_by_group_argmax"])
     assert argmax == {i for g in schema.multiclass_groups for i in g.indices}
     group_of = {i: g.name for g in schema.groups for i in g.indices}
@@ -236,8 +246,9 @@ def test_label_decisions_of_discovered_groups_and_unlearned_attributes(full_run,
     def mark(raw):
         raw["attribute_groups"][discovered]["discovered"] = True
 
-    def decide(raw):
-        raw.update(at_least_one=False, at_least_one_setting="auto", unlearned=[0, 2])
+    def decide(raw):  # as the stage records it when some training image has no attribute
+        raw.update(at_least_one=False, at_least_one_setting="auto", at_least_one_scores={"off": 0.5},
+                   unlearned=[0, 2])
 
     _edit_json(run_dir / "schema.json", mark)
     _edit_json(run_dir / "thresholds.json", decide)
@@ -255,18 +266,24 @@ def test_label_decisions_of_discovered_groups_and_unlearned_attributes(full_run,
             "loss.attribute=asl, more epochs or a larger image size).**") in section
 
 
-@pytest.mark.parametrize("setting, applied, reason", [
-    ("auto", True, "auto: on because every training image has at least one attribute"),
-    ("auto", False, "auto: off because some training images have none"),
-    (True, True, "set in the config (`thresholds.at_least_one: true`)"),
-    (False, False, "set in the config (`thresholds.at_least_one: false`)"),
-    (None, True, "how it was chosen is not recorded in this run's `thresholds.json`"),  # thresholds.json of an older run
+@pytest.mark.parametrize("setting, applied, scores, reason", [
+    ("auto", True, {"off": 0.5, "on": 0.6}, "auto: on because every training image has at least one attribute and "
+     "the rule does not lower the OOF attribute mean-F1: 0.5000 without it, 0.6000 with it"),
+    ("auto", False, {"off": 0.6, "on": 0.5}, "auto: off because, although every training image has at least one "
+     "attribute, the rule lowers the OOF attribute mean-F1: 0.6000 without it, 0.5000 with it"),
+    ("auto", False, {"off": 0.5}, "auto: off because some training images have none"),
+    ("auto", True, None, "auto: on because every training image has at least one attribute"),  # an older run
+    (True, True, {"on": 0.5}, "set in the config (`thresholds.at_least_one: true`)"),
+    (False, False, {"off": 0.5}, "set in the config (`thresholds.at_least_one: false`)"),
+    (None, True, None, "how it was chosen is not recorded in this run's `thresholds.json`"),  # thresholds.json of an older run
 ])
-def test_label_decisions_explain_the_at_least_one_rule(full_run, full_report, setting, applied, reason):
+def test_label_decisions_explain_the_at_least_one_rule(full_run, full_report, setting, applied, scores, reason):
     ctx = load_context(full_run.dir)
-    ctx.thresholds.update(at_least_one=applied, at_least_one_setting=setting)
+    ctx.thresholds.update(at_least_one=applied, at_least_one_setting=setting, at_least_one_scores=scores)
     if setting is None:
         del ctx.thresholds["at_least_one_setting"]
+    if scores is None:
+        del ctx.thresholds["at_least_one_scores"]
     section = section_label_decisions(ctx)
     assert f"- at least one attribute per image: **{'on' if applied else 'off'}** ({reason})" in section
 

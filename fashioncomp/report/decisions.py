@@ -75,7 +75,7 @@ def _at_least_one_reason(applied: bool, setting: object, t: dict[str, Any]) -> s
         return ("auto: on because every training image has at least one attribute" if applied
                 else "auto: off because some training images have none")
     label = ATTRIBUTE_F1[t["attribute_f1"]].label
-    judged = f"OOF {label} {scores['off']:.4f} without the rule, {scores['on']:.4f} with it"
+    judged = f"OOF {label}: {scores['off']:.4f} without it, {scores['on']:.4f} with it"
     return (f"auto: on because every training image has at least one attribute and the rule does not lower the "
             f"{judged}" if applied else
             f"auto: off because, although every training image has at least one attribute, the rule lowers the "
@@ -96,8 +96,8 @@ def _thresholds_part(ctx: ReportContext) -> list[str]:
     lines.append(f"- threshold metric: **{metric}**" + (f" ({explanation})" if explanation else ""))
     if "attribute_f1" in t:
         chosen = ATTRIBUTE_F1[t["attribute_f1"]]
-        lines.append(f"- then refined for: **{chosen.label}** (`metrics.attribute_f1: {chosen.name}`, {chosen.meaning}): "
-                     "coordinate ascent over the thresholds, decoding as the submission does; OOF "
+        lines.append(f"- then refined for: **{chosen.label}** (`metrics.attribute_f1: {chosen.name}`, "
+                     f"{chosen.meaning}): coordinate ascent over the thresholds, decoding as the submission does; OOF "
                      f"{_fmt(t['oof_attribute_f1_start'])} with the per-attribute thresholds, "
                      f"{_fmt(t['oof_attribute_f1_tuned'])} refined")
     lines += [f"- at least one attribute per image: **{'on' if applied else 'off'}** "

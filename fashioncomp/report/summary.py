@@ -12,8 +12,8 @@ def section_summary(ctx: ReportContext) -> str:
     tuned = ctx.thresholds["oof_scores_tuned"] if ctx.thresholds else {}
     half = ctx.oof_scores or {}
     chosen = ATTRIBUTE_F1[run.attribute_metric]
-    rows = [(f"{label} (metrics.attribute_f1: {chosen.name})" if key == chosen.key else label, half.get(key), tuned.get(key))
-            for key, label in headline(chosen.name)]
+    named = {chosen.key: f"{chosen.label} (metrics.attribute_f1: {chosen.name})"}  # the one the run optimises
+    rows = [(named.get(key, label), half.get(key), tuned.get(key)) for key, label in headline(chosen.name)]
     trained = [s.fold for s in ctx.folds if s.has_best]
     lines = [
         "## Summary", "",
