@@ -396,8 +396,9 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
         return read_json(out)
     cfg = run.config["thresholds"]
     if cfg["metric"] == "mean_f1":  # the per-image mean-F1 search of earlier versions is now metrics.attribute_f1
-        raise ConfigError("thresholds.metric 'mean_f1' is gone: thresholds are now always refined for "
-                          "metrics.attribute_f1 (samples = per-image mean-F1); use thresholds.metric=f1")
+        raise ConfigError(f"thresholds.metric must be one of {', '.join(THRESHOLD_METRICS)}, got 'mean_f1': every "
+                          "metric's thresholds are now refined for metrics.attribute_f1 (samples, the default, is "
+                          "the per-image mean-F1); use thresholds.metric=f1")
     if cfg["metric"] not in THRESHOLD_METRICS:
         raise ConfigError(f"thresholds.metric must be one of {', '.join(THRESHOLD_METRICS)}, got {cfg['metric']!r}")
     metric = attribute_f1_metric(run.attribute_metric)
