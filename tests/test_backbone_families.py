@@ -143,7 +143,8 @@ def test_colour_channels_reach_both_the_map_and_the_pooled_vector():
     joined = features.with_channels(extra)
     assert joined.map.shape == (2, 12, 3, 3) and joined.pooled.shape == (2, 10)
     torch.testing.assert_close(joined.map[:, 8:, 1, 2], extra)
-    model = build(["model.backbone=test_vit", "model.colour_bins=4", "model.colour_dim=8", "model.head=query2label"], 32)
+    model = build(["model.backbone=test_vit", "model.colour_bins=4", "model.colour_dim=8",
+                   "model.head=query2label"], 32)
     assert model.head.project.in_channels == 64 + 8
     assert model(torch.randn(2, 3, 32, 32))["attributes"].shape == (2, 4)
 

@@ -44,10 +44,15 @@ def create_backbone(cfg: dict[str, Any], image_size: int | None = None) -> nn.Mo
         backbone = timm.create_model(name, pretrained=False, **kwargs)
     except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
         raise ModelConfigError(f"model.backbone '{name}' with {kwargs}: timm cannot build it: "
-                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+                               f"{first_line(exc)}") from None
     if cfg.get("checkpoint"):
         load_backbone_checkpoint(backbone, Path(cfg["checkpoint"]), name)
     return backbone
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_backbone_checkpoint(backbone: nn.Module, path: Path, name: str) -> int:
@@ -60,7 +65,8 @@ def load_backbone_checkpoint(backbone: nn.Module, path: Path, name: str) -> int:
         raise ModelConfigError(f"model.checkpoint: file not found: {path}")
     try:
         state = load_state_dict(str(path), use_ema=True, device="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, KeyError, AssertionError, pickle.UnpicklingError) as exc:
+    except (OSError, RuntimeError, ValueError, EOFError, KeyError, AttributeError, AssertionError,
+            pickle.UnpicklingError) as exc:   # whatever the file holds, it is not weights of a model
         raise ModelConfigError(f"model.checkpoint: {path} is not a readable checkpoint "
                                f"({type(exc).__name__}: {str(exc).strip()[:200]})") from None
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -1,11 +1,12 @@
 """Backbone feature adaptation: any timm backbone's output -> what the task heads read.
 
-timm backbones lay out their final features in three ways, and each model says which:
+timm backbones lay out their final features in one of these ways, and each model says which:
 
     NCHW    convnets (ResNet, ConvNeXt, EfficientNet, MaxViT, ...): timm's default convention
     NHWC    models that declare `output_fmt = 'NHWC'` (Swin v1/v2, MambaOut, Sequencer, ...)
     tokens  token models that declare `num_prefix_tokens` (ViT, DeiT, EVA, BEiT, ...): a class /
             distillation / register token prefix, then one token per patch
+    NLC     a sequence without a patch grid (`output_fmt = 'NLC'`): only the pooled vector
 
 The layout is read from those declarations, never guessed from a tensor's shape. Every layout is
 turned into `Features`: the spatial map [B, C, H, W] (tokens reshaped onto their patch grid by
@@ -43,7 +44,8 @@ class Features:
     def from_map(cls, feature_map: torch.Tensor) -> "Features":
         """A bare NCHW feature map, average-pooled (how heads are used on their own, e.g. in tests)."""
         if feature_map.ndim != 4:
-            raise ValueError(f"heads expect a feature map [B, F, H, W] or Features, got shape {tuple(feature_map.shape)}")
+            raise ValueError(f"heads expect a feature map [B, F, H, W] or Features, "
+                             f"got shape {tuple(feature_map.shape)}")
         return cls(feature_map, feature_map.mean(dim=(2, 3)))
 
     def with_channels(self, extra: torch.Tensor) -> "Features":
