@@ -71,7 +71,7 @@ def run_benchmark(cfg: dict[str, Any], data_root: Path, cache_dir: Path, steps: 
     sources = {"b": random_images, "a": cached, "c": NaiveJpegImages(data_root, data.file_paths, size)}
 
     targets, masks = encode_targets(data, tasks)
-    model = create_model(cfg["model"], tasks).to(device)
+    model = create_model(cfg["model"], tasks, image_size=int(cfg["data"]["image_size"])).to(device)
     if cfg["train"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     opt = create_optimisation(cfg, model, tasks, class_frequencies(targets, masks, index), steps, device, amp)

@@ -48,8 +48,16 @@ DEFAULTS: dict[str, Any] = {
         "latent_k": 16,          # latent head: number of shared latent task vectors (k)
         "latent_l1": 1.0e-4,     # latent head: L1 weight on the combination weights S
         "latent_l2": 1.0e-4,     # latent head: squared-Frobenius weight on the latent matrix L
-        "decoder_layers": 1,     # query2label head: transformer decoder layers
+        "latent_alternate": "off",  # latent head: off | epoch | step: alternate training L and S (else jointly)
+        "mlp_layers": 1,         # shared_mlp / private_mlp heads: dense layers in the stack (source: 2)
+        "mlp_width_per_label": 0,  # mlp heads: 0 = head_hidden wide; else this x the labels served (source: 16 / 8)
+        "mlp_dropout": None,     # mlp heads: dropout after each dense layer; None = drop_rate (source: 0.5)
+        "encoder_layers": 0,     # query2label head: transformer encoder layers over the feature tokens (source: 1)
+        "decoder_layers": 1,     # query2label head: transformer decoder layers (source: 2)
         "decoder_heads": 4,      # query2label head: attention heads (must divide head_hidden)
+        "decoder_ffn": 0,        # query2label head: feed-forward width; 0 = 2 x head_hidden (source: 3072)
+        "decoder_dropout": None,  # query2label head: transformer dropout; None = drop_rate (source: 0.3)
+        "decoder_queries": "task",  # query2label head: task (one query per task) | group (source)
     },
     "loss": {
         "category": "ce",        # see fashioncomp.losses.LOSSES

@@ -61,8 +61,14 @@ RANGES: dict[str, Range] = {
     "model.latent_k": COUNT,
     "model.latent_l1": NON_NEGATIVE,
     "model.latent_l2": NON_NEGATIVE,
+    "model.mlp_layers": Range(1, 16),
+    "model.mlp_width_per_label": Range(1, 4096, also=(0,)),   # 0 = head_hidden wide
+    "model.mlp_dropout": PROBABILITY_BELOW_1,
+    "model.encoder_layers": Range(0, 64),
     "model.decoder_layers": Range(1, 64),
     "model.decoder_heads": Range(1, 256),
+    "model.decoder_ffn": Range(1, 1_000_000, also=(0,)),     # 0 = 2 x head_hidden
+    "model.decoder_dropout": PROBABILITY_BELOW_1,
     "loss.label_smoothing": PROBABILITY_BELOW_1,
     "loss.focal_gamma": NON_NEGATIVE,
     "loss.task_weights.*": NON_NEGATIVE,
@@ -110,7 +116,8 @@ RANGES: dict[str, Range] = {
     "predict.batch_size": BATCH,
 }
 # numeric keys whose default None means "decided elsewhere" (None stays valid)
-NULLABLE = {"refit.epochs", "train.patience", "train.threads", "budget.minutes"}
+NULLABLE = {"refit.epochs", "train.patience", "train.threads", "budget.minutes", "model.mlp_dropout",
+            "model.decoder_dropout"}
 DURATIONS = {"budget.minutes"}
 
 

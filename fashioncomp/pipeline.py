@@ -176,7 +176,8 @@ class Run:
         return self.load_model(self.fold_dir(fold) / "best.pt", device)
 
     def load_model(self, checkpoint: Path, device: torch.device) -> torch.nn.Module:
-        model = create_model({**self.config["model"], "checkpoint": None}, self.tasks)
+        model = create_model({**self.config["model"], "checkpoint": None}, self.tasks,
+                             image_size=int(self.config["data"]["image_size"]))
         try:
             model.load_state_dict(load_checkpoint(checkpoint, device)["model"])
         except (KeyError, RuntimeError) as exc:  # another schema or network: keys or shapes differ

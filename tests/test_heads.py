@@ -1,5 +1,6 @@
-"""Task heads: output shapes, factorisation and regularisation of `latent`, spatial attention of
-`query2label`, gradient flow, and group decoding of their outputs."""
+"""Task heads: output shapes, factorisation, regularisation and alternating training of `latent`,
+the source's dense stacks, `query2label`'s spatial attention and source settings, gradient flow, and
+group decoding of their outputs."""
 import pytest
 import torch
 
@@ -18,6 +19,15 @@ SCHEMA = Schema(
             AttributeGroup("parts", "multilabel", (5, 6))),
 )
 TASKS = build_tasks(SCHEMA, use_groups=True)  # category, group/colour, group/gender, attributes
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine their spinning costs seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def head_config(name: str, **extra):
@@ -133,3 +143,138 @@ def test_group_decoding_of_head_outputs_gives_at_most_one_attribute_per_group(na
     # at threshold 0 every multilabel attribute is on, so the groups' cap is the decoding's doing
     assert decode_attributes(proba, 0.0, SCHEMA.multiclass_groups)[:, [5, 6, 7, 8]].all()
     assert decode_attributes(proba, 0.5, SCHEMA.multiclass_groups)[:, :3].any()  # groups are not just empty
+
+
+# --- the source's dense stacks ---------------------------------------------------------------------
+
+def _linear_widths(module):
+    return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_dense_stacks_default_to_one_hidden_layer_with_unchanged_parameter_names():
+    shared = create_head(head_config("shared_mlp"), 24, TASKS)
+    assert _linear_widths(shared.shared) == [(24, 32)]
+    assert {"shared.0.weight", "heads.category.weight"} <= set(shared.state_dict())
+    private = create_head(head_config("private_mlp"), 24, TASKS)
+    assert _linear_widths(private.heads["category"]) == [(24, 32), (32, 5)]
+    assert {"heads.category.0.0.weight", "heads.category.1.weight"} <= set(private.state_dict())
+
+
+def test_source_dense_stacks_are_two_layers_sized_by_label_count_with_dropout_half():
+    n_all = sum(t.size for t in TASKS)                    # 5 + 4 + 3 + 4 outputs served by the shared stack
+    source = dict(mlp_layers=2, mlp_dropout=0.5)
+    shared = create_head(head_config("shared_mlp", mlp_width_per_label=16, **source), 24, TASKS)
+    assert _linear_widths(shared.shared) == [(24, 16 * n_all), (16 * n_all, 16 * n_all)]
+    assert all(shared.heads[t.name].in_features == 16 * n_all for t in TASKS)
+    private = create_head(head_config("private_mlp", mlp_width_per_label=8, **source), 24, TASKS)
+    for task in TASKS:                                    # each task's stack: 8n wide, n = its own outputs
+        n = task.size
+        assert _linear_widths(private.heads[task.name]) == [(24, 8 * n), (8 * n, 8 * n), (8 * n, n)]
+    for head in (shared, private):
+        stack_drops = [m.p for name, m in head.named_modules() if isinstance(m, torch.nn.Dropout) and name != "dropout"]
+        assert stack_drops and set(stack_drops) == {0.5}
+        assert head.dropout.p == 0.1                      # the input dropout stays model.drop_rate
+
+
+# --- Query2Label as its source describes it ---------------------------------------------------------
+
+def test_query2label_source_settings():
+    head = create_head(head_config("query2label", encoder_layers=1, decoder_layers=2, decoder_heads=4,
+                                   decoder_ffn=96, decoder_dropout=0.3, decoder_queries="group"), 24, TASKS)
+    assert len(head.encoder.layers) == 1 and len(head.decoder.layers) == 2
+    for layer in [*head.encoder.layers, *head.decoder.layers]:
+        assert layer.linear1.out_features == 96 and layer.dropout.p == 0.3
+        assert layer.self_attn.num_heads == 4 and layer.self_attn.embed_dim == 32
+    # one query per group: category, colour, gender, and each of the 4 ungrouped attributes
+    assert head.queries.shape == (3 + 4, 32)
+    assert head.heads["attributes"].weight.shape == (4, 32)   # each attribute reads its own query
+    out = head.eval()(torch.randn(2, 24, 3, 3))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {t.name: (2, t.size) for t in TASKS}
+
+
+def test_query2label_defaults_are_unchanged():
+    head = create_head(head_config("query2label"), 24, TASKS)
+    assert head.encoder is None and len(head.decoder.layers) == 1 and head.queries.shape == (len(TASKS), 32)
+    layer = head.decoder.layers[0]
+    assert layer.linear1.out_features == 64 and layer.dropout.p == 0.1   # 2 x head_hidden, model.drop_rate
+    assert not any(k.startswith("encoder.") for k in head.state_dict())
+
+
+def test_query2label_group_queries_answer_each_ungrouped_attribute_from_its_own_query():
+    torch.manual_seed(0)
+    head = create_head(head_config("query2label", decoder_queries="group"), 16, TASKS).eval()
+    features = torch.randn(2, 16, 3, 3)
+    decoded = {}
+    head.decoder.register_forward_hook(lambda module, args, out: decoded.setdefault("out", out))
+    logits = head(features)["attributes"]
+    name, start, count, each = head.slots[-1]
+    assert (name, count, each) == ("attributes", 4, True)
+    attribute_queries = decoded["out"][:, start:start + count]
+    expected = (attribute_queries * head.heads["attributes"].weight).sum(-1) + head.heads["attributes"].bias
+    torch.testing.assert_close(logits, expected)
+
+
+@pytest.mark.parametrize("key,value,allowed", [("decoder_queries", "label", "task, group"),
+                                               ("latent_alternate", "batch", "off, epoch, step")])
+def test_unknown_head_option_values_name_the_key_and_the_choices(key, value, allowed):
+    head = "query2label" if key.startswith("decoder") else "latent"
+    with pytest.raises(ConfigError, match=f"model.{key} must be one of {allowed}, got '{value}'"):
+        create_head(head_config(head, **{key: value}), 16, TASKS)
+
+
+# --- latent head: alternating L and S ---------------------------------------------------------------
+
+def _latent_grads(head, epoch, step):
+    head.zero_grad(set_to_none=True)
+    out = head(torch.randn(4, 16, 2, 2))
+    (sum(o.pow(2).mean() for o in out.values()) + head.regularization()).backward()
+    head.schedule_gradients(epoch, step)
+    s_grads = [p.grad is not None for p in head.combine.parameters()]
+    return head.latent.weight.grad is not None, all(s_grads) if all(s_grads) or not any(s_grads) else None
+
+
+@pytest.mark.parametrize("mode,schedule", [
+    ("off", {(0, 0): (True, True), (1, 1): (True, True)}),
+    ("epoch", {(0, 0): (True, False), (0, 1): (True, False), (1, 0): (False, True), (2, 7): (True, False)}),
+    ("step", {(0, 0): (True, False), (0, 1): (False, True), (3, 2): (True, False), (3, 5): (False, True)}),
+])
+def test_latent_alternation_gives_only_the_scheduled_factor_a_gradient(mode, schedule):
+    torch.manual_seed(0)
+    head = create_head(head_config("latent", latent_alternate=mode), 16, TASKS)
+    for (epoch, step), (l_trains, s_trains) in schedule.items():
+        assert _latent_grads(head, epoch, step) == (l_trains, s_trains), (epoch, step)
+
+
+def test_latent_alternation_by_epoch_through_the_training_loop():
+    import numpy as np
+
+    from fashioncomp.training.train import create_optimisation, train_one_epoch
+
+    torch.manual_seed(0)
+    cfg = load_config(None, ["model.backbone=test_resnet", "model.head=latent", "model.latent_alternate=epoch",
+                             "model.head_hidden=32", "train.ema=false"])
+    cfg["train"]["epochs"] = 2
+    model = create_model(cfg["model"], TASKS, image_size=32)
+    freq = {t.name: torch.full((t.size,), 1.0 / t.size) for t in TASKS}
+    opt = create_optimisation(cfg, model, TASKS, freq, 2, torch.device("cpu"), None)
+    rng = np.random.default_rng(0)
+
+    def batch():
+        targets = {t.name: torch.eye(t.size)[torch.randint(t.size, (4,))] for t in TASKS}
+        masks = {t.name: torch.ones(4, dtype=torch.bool) if t.is_multiclass else torch.ones(4, t.size, dtype=torch.bool)
+                 for t in TASKS}
+        return {"image": torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8), "targets": targets,
+                "masks": masks, "row": torch.arange(4)}
+
+    def snapshot():
+        head = model.head
+        return head.latent.weight.detach().clone(), [p.detach().clone() for p in head.combine.parameters()]
+
+    for epoch, trains in ((0, "L"), (1, "S")):
+        l_before, s_before = snapshot()
+        stem_before = model.backbone.conv1[0].weight.detach().clone()
+        train_one_epoch(opt, [batch(), batch()], epoch, rng)
+        l_after, s_after = snapshot()
+        assert torch.equal(l_before, l_after) == (trains == "S"), epoch
+        assert all(torch.equal(a, b) for a, b in zip(s_before, s_after)) == (trains == "L"), epoch
+        assert not torch.equal(stem_before, model.backbone.conv1[0].weight)   # the backbone trains throughout

@@ -63,7 +63,7 @@ def run(data_root: Path, config: Path | None, epochs: int | None, out_dir: Path,
     device = pick_device()
     inputs = FoldInputs(images, data, schema, tasks, np.arange(len(data)), np.zeros(0, dtype=np.int64))
     train_fold(cfg, inputs, 0, work_dir / "model", device, time_limit=time_limit)
-    model = create_model({**cfg["model"], "checkpoint": None}, tasks)
+    model = create_model({**cfg["model"], "checkpoint": None}, tasks, image_size=int(cfg["data"]["image_size"]))
     model.load_state_dict(load_checkpoint(work_dir / "model" / "best.pt", device)["model"])
     model = model.to(device)
     cat, attr = predict_probs(model, test_images, np.arange(len(test_paths)), tasks, schema.num_attributes, device,

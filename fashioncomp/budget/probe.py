@@ -34,7 +34,8 @@ def probe_speeds(cfg: dict[str, Any], images: Any, data: LabelledData, tasks: li
     device = pick_device()
     amp = amp_dtype_for(device, cfg["train"]["amp"])
     targets, masks = encode_targets(data, tasks)
-    model = create_model({**cfg["model"], "checkpoint": None}, tasks).to(device)
+    model = create_model({**cfg["model"], "checkpoint": None}, tasks, image_size=int(cfg["data"]["image_size"]))
+    model = model.to(device)
     if cfg["train"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     opt = create_optimisation(cfg, model, tasks, class_frequencies(targets, masks, index), steps + 1, device, amp)

@@ -1,17 +1,23 @@
-"""Model factory: one shared timm backbone with a head per task."""
+"""Model factory: one shared timm backbone with a head per task.
+
+The backbone (fashioncomp.models.backbone) is any timm model; fashioncomp.models.features reads
+its output in the layout the model declares (NCHW, NHWC or tokens) as a spatial map plus the
+model's own pooled vector, which the heads (fashioncomp.models.heads) turn into logits per task.
+"""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from torch import nn
 
 from fashioncomp.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD
+from fashioncomp.models.backbone import ModelConfigError, create_backbone
+from fashioncomp.models.features import FeatureReader, Features, default_image_size, probe_reader
 from fashioncomp.models.heads import HEADS, create_head
 from fashioncomp.tasks import Task
-from fashioncomp.errors import UserError
+
+__all__ = ["ColourHistogram", "MultiTaskNet", "ModelConfigError", "create_backbone", "create_model"]
 
 
 class ColourHistogram(nn.Module):
@@ -40,56 +46,47 @@ class ColourHistogram(nn.Module):
 
 
 class MultiTaskNet(nn.Module):
-    """Backbone feature map (optionally with colour-histogram channels) -> task heads."""
+    """Backbone features (optionally with colour-histogram channels) -> task heads."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, colour: ColourHistogram | None = None) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module, colour: ColourHistogram | None = None,
+                 reader: FeatureReader | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.colour = colour
         self.head = head
+        # how to read this backbone's output (no weights: the state dict is unchanged by it)
+        self.reader = reader or FeatureReader("NCHW", backbone.num_features, backbone.num_features)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone.forward_features(images)
+        features: Features = self.reader(self.backbone, images)
         if self.colour is not None:
-            colour = self.colour(images).to(features.dtype)
-            colour = colour[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
-            features = torch.cat([features, colour], dim=1)
+            features = features.with_channels(self.colour(images))
         return self.head(features)
 
 
-class ModelConfigError(UserError, ValueError):
-    pass
+def create_model(cfg: dict[str, Any], tasks: list[Task], image_size: int | None = None) -> MultiTaskNet:
+    """Build the network described by the config's `model` section for these tasks, for
+    `image_size` px inputs (`data.image_size`; None: the backbone's default size).
 
-
-def create_backbone(cfg: dict[str, Any]) -> nn.Module:
-    name = cfg["backbone"]
-    if not timm.is_model(name):
-        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
-        raise ModelConfigError(f"unknown timm backbone '{name}'. Similar names: {', '.join(close) or 'none'}")
-    kwargs = dict(num_classes=0, global_pool="", **cfg.get("backbone_kwargs", {}))
-    checkpoint = cfg.get("checkpoint")
-    if checkpoint:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise ModelConfigError(f"model.checkpoint: file not found: {path}")
-        # timm's own loader: reads the local file, never the network
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
-    if cfg.get("pretrained"):
-        raise ModelConfigError(
-            "model.pretrained=true would download weights, which this setting forbids; "
-            "train from scratch or give a local file as model.checkpoint"
-        )
-    return timm.create_model(name, pretrained=False, **kwargs)
-
-
-def create_model(cfg: dict[str, Any], tasks: list[Task]) -> MultiTaskNet:
-    """Build the network described by the config's `model` section for these tasks."""
+    The backbone is read once on a blank image here, so an image size it cannot take or a head
+    it cannot feed is a ModelConfigError now rather than a shape error inside training.
+    """
     head_name = cfg["head"]
     if head_name not in HEADS:
         raise ModelConfigError(f"unknown model.head '{head_name}'; choose one of {sorted(HEADS)}")
-    backbone = create_backbone(cfg)
+    backbone = create_backbone(cfg, image_size)
+    try:
+        reader, no_map = probe_reader(backbone, int(image_size or default_image_size(backbone)))
+    except ValueError as exc:
+        raise ModelConfigError(f"model.backbone '{cfg['backbone']}': {exc}") from None
+    if no_map and getattr(HEADS[head_name], "needs_map", False):
+        pooling = sorted(n for n, h in HEADS.items() if not getattr(h, "needs_map", False))
+        raise ModelConfigError(
+            f"model.head={head_name} reads a spatial feature map, which backbone '{cfg['backbone']}' does not give "
+            f"({no_map}); use a pooling head ({', '.join(pooling)}) or a convnet, NHWC or patch-token backbone")
     bins = int(cfg["colour_bins"])
     colour = ColourHistogram(bins, int(cfg["colour_dim"])) if bins > 0 else None
-    in_features = backbone.num_features + (int(cfg["colour_dim"]) if colour is not None else 0)
-    head = create_head(cfg, in_features, tasks)
-    return MultiTaskNet(backbone, head, colour)
+    extra = int(cfg["colour_dim"]) if colour is not None else 0
+    head = create_head(cfg, (reader.map_channels or reader.pooled_channels) + extra, tasks,
+                       pooled_features=reader.pooled_channels + extra)
+    return MultiTaskNet(backbone, head, colour, reader)

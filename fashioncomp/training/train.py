@@ -222,6 +222,8 @@ def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch:
             loss = loss + extra
         opt.optimizer.zero_grad(set_to_none=True)
         opt.scaler.scale(loss).backward()
+        # heads that train parts of themselves on a schedule (latent_alternate) drop the rest's gradients
+        opt.model.head.schedule_gradients(epoch, epoch * opt.steps_per_epoch + n_steps)
         distributed.average_gradients(opt.weighting.parameters())
         if tcfg["grad_clip"]:
             opt.scaler.unscale_(opt.optimizer)
@@ -266,7 +268,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     base_seed = int(cfg["seed"]) + 1000 * fold
     seed_everything(base_seed)
 
-    model = create_model(cfg["model"], inputs.tasks).to(device)
+    model = create_model(cfg["model"], inputs.tasks, image_size=int(cfg["data"]["image_size"])).to(device)
     if tcfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
 
