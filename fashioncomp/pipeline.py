@@ -44,7 +44,7 @@ from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.postprocessing.mean_f1_search import refine_for_mean_f1
 from fashioncomp.postprocessing.thresholds import tune_thresholds
 from fashioncomp import stamps
-from fashioncomp.tasks import build_tasks
+from fashioncomp.tasks import tasks_from_config
 from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import CheckpointError, load_checkpoint
 from fashioncomp.training.train import (TRAINING_OUTPUTS, FoldInputs, amp_dtype_for, logged_epoch_seconds,
@@ -75,7 +75,7 @@ class Run:
         self.config = apply_plan(self.recipe_config, self.plan) if self.plan else self.recipe_config
         self.data_root = Path(self.config["data"]["root"])
         self.schema = Schema.from_dict(read_json(self.dir / "schema.json"), str(self.dir / "schema.json"))
-        self.tasks = build_tasks(self.schema, self.config["data"]["use_groups"])
+        self.tasks = tasks_from_config(self.schema, self.config["data"])
 
     @property
     def name(self) -> str:
@@ -402,7 +402,10 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     per_attr_f1 = per_attribute_f1(sub.attributes, tuned, sub.attribute_known)
     positives = (sub.attributes.astype(bool) & sub.attribute_known).sum(axis=0)
     # an attribute with positives that out-of-fold predictions never get right was not learned
-    unlearned = [j for j in range(run.schema.num_attributes) if positives[j] > 0 and not per_attr_f1[j] > 0]
+    # (merged rare attributes are never predicted by design: data.merge_rare_below)
+    merged = set(run.schema.merged)
+    unlearned = [j for j in range(run.schema.num_attributes)
+                 if positives[j] > 0 and not per_attr_f1[j] > 0 and j not in merged]
     argmax = sorted(i for g in groups for i in g.indices)
     report = {
         "metric": cfg["metric"],
@@ -431,6 +434,9 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     why = "set in the config" if cfg["at_least_one"] != "auto" else (
         "every training image has an attribute" if at_least_one else "some training images have none")
     print(f"  at least one attribute per image: {'yes' if at_least_one else 'no'} ({why})")
+    if merged:
+        print(f"  {len(merged)} rare attribute(s) merged into 'other' for training are never predicted: "
+              + ", ".join(names[j] for j in sorted(merged)))
     if unlearned:
         print("warning: never predicted right out of fold (not learned): "
               + ", ".join(f"{names[j]} ({int(positives[j])} positives)" for j in unlearned)
