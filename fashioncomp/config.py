@@ -15,8 +15,8 @@ from typing import Any, Iterable
 import yaml
 
 from fashioncomp.config_ranges import range_problem
-from fashioncomp.task_weight_presets import TASK_WEIGHT_PRESETS
 from fashioncomp.errors import UserError
+from fashioncomp.task_weight_presets import TASK_WEIGHT_PRESETS
 from fashioncomp.textfile import TextFileError, read_text_file
 
 DEFAULTS: dict[str, Any] = {

@@ -142,6 +142,13 @@ def test_early_stopping_on_loss_follows_the_rule_on_a_scripted_curve():
     # a longer schedule waits longer: patience int(max(6, 1 + sqrt(64))) = 9
     assert stopped_after([1.0, 0.8, 0.7] + [0.7005] * 70, 64) == 3 + 9
     assert stopped_after([1.0 - 0.01 * k for k in range(30)], 30) == 30  # always improving: every epoch
+    # a resumed run replays the logged epochs into the same state
+    live = plateau_for("train.early_stop_on", "loss", 0.001)
+    for value in creeping[:9]:
+        live.update(value)
+    resumed = plateau_for("train.early_stop_on", "loss", 0.001)
+    resumed.replay([{"val/loss": v, "val/score": 0.0} for v in creeping[:9]])
+    assert (resumed.best, resumed.bad_epochs) == (live.best, live.bad_epochs) == (0.6988, 3)
     with pytest.raises(ConfigError, match="train.early_stop_on must be one of score, loss, got 'val_loss'"):
         plateau_for("train.early_stop_on", "val_loss", 0.001)
 
@@ -231,7 +238,10 @@ def test_rare_labels_are_merged_and_never_written_to_a_submission(tiny_dataset, 
     metrics = pd.read_csv(run.fold_dir(0) / "metrics.csv")
     assert metrics["val/loss"].notna().all() and "weight/group/parts" in metrics
     stage_oof(run)
-    stage_thresholds(run)
+    capsys.readouterr()
+    report = stage_thresholds(run)
+    assert "7 rare attribute(s) merged into 'other' for training are never predicted" in capsys.readouterr().out
+    assert not set(report["unlearned"]) & set(merged)  # never predicted by design, not "not learned"
     stage_predict(run)
     capsys.readouterr()
     out_dir = make_submission(Run(run.dir), tmp_path / "subs")

@@ -403,7 +403,9 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
 
 def save_training_state(path: Path, opt: Optimisation, history: list[dict[str, Any]], best_score: float,
                         bad_epochs: int) -> None:
-    """Everything needed to go on after epoch len(history) (RNGs are re-seeded per epoch)."""
+    """Everything needed to go on after epoch len(history) (RNGs are re-seeded per epoch). A resume
+    replays `history` into the early-stopping and checkpoint watchers; `best_score` (the
+    checkpoint's quantity) and `bad_epochs` are kept for readers of the file."""
     save_checkpoint(path, {
         "model": opt.model.state_dict(), "optimizer": opt.optimizer.state_dict(),
         "scheduler": opt.scheduler.state_dict(), "weighting": opt.weighting.state_dict(),
