@@ -118,7 +118,8 @@ def run_variant(name: str, overrides: list[str], data_root: Path | str, config_p
     scores = pipeline.stage_oof(run)
     trained = range(run.n_folds) if folds is None else folds
     seconds, epochs = training_time([run.fold_dir(k) for k in trained])
-    silenced = sorted(k for k, v in run.config["loss"]["task_weights"].items() if float(v) == 0)
+    weights = run.config["loss"]["task_weights"]  # a mapping, or a preset's name (none of which silences a task)
+    silenced = sorted(k for k, v in weights.items() if float(v) == 0) if isinstance(weights, dict) else []
     return VariantResult(name, list(overrides), scores, seconds, epochs, silenced)
 
 

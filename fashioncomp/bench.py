@@ -31,7 +31,7 @@ from fashioncomp.data.torch_dataset import ImageTargetsDataset, create_train_loa
 from fashioncomp.data.transforms import create_train_transform
 from fashioncomp.inference.predict import predict_probs
 from fashioncomp.models import create_model
-from fashioncomp.tasks import build_tasks, encode_targets
+from fashioncomp.tasks import encode_targets, tasks_from_config
 from fashioncomp.training.train import amp_dtype_for, class_frequencies, create_optimisation, pick_device, train_one_epoch
 
 
@@ -60,7 +60,7 @@ def run_benchmark(cfg: dict[str, Any], data_root: Path, cache_dir: Path, steps: 
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     data, schema = read_train(data_root, check_images=False)
-    tasks = build_tasks(schema, cfg["data"]["use_groups"])
+    tasks = tasks_from_config(schema, cfg["data"])
     size, batch = int(cfg["data"]["image_size"]), int(cfg["train"]["batch_size"])
     n_rows = min(len(data), batch * steps)
     index = np.arange(n_rows)
@@ -75,7 +75,7 @@ def run_benchmark(cfg: dict[str, Any], data_root: Path, cache_dir: Path, steps: 
     if cfg["train"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     opt = create_optimisation(cfg, model, tasks, class_frequencies(targets, masks, index), steps, device, amp)
-    transform = create_train_transform(cfg["augment"], seed=0)
+    transform = create_train_transform(cfg["augment"], seed=0, image_size=size)
 
     def loader_for(images: Any) -> Iterable[dict[str, Any]]:
         dataset = ImageTargetsDataset(images, index, targets, masks, transform, aug_seed=0)

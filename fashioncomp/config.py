@@ -16,6 +16,7 @@ import yaml
 
 from fashioncomp.config_ranges import range_problem
 from fashioncomp.errors import UserError
+from fashioncomp.task_weight_presets import TASK_WEIGHT_PRESETS
 from fashioncomp.textfile import TextFileError, read_text_file
 
 DEFAULTS: dict[str, Any] = {
@@ -30,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
         "discover_groups": True, # no groups in the schema: find mutually exclusive attributes in the labels
         "group_tolerance": 0.01, # discovery: share of an attribute's images that may clash (label noise)
         "group_min_evidence": 5.0,  # discovery: expected clashes if independent, needed to call a set a group
+        "multilabel_group_tasks": False,  # each multilabel group its own sigmoid task (head, loss, weight)
+        "merge_rare_below": 0.0, # attributes on fewer than this share of the images -> "other" (0 = off)
     },
     "split": {
         "n_folds": 5,
@@ -65,8 +68,8 @@ DEFAULTS: dict[str, Any] = {
         "group": "ce",
         "label_smoothing": 0.0,
         "focal_gamma": 2.0,
-        "weighting": "fixed",    # fixed | dwa | uncertainty
-        "task_weights": {"category": 1.0, "attributes": 1.0},
+        "weighting": "fixed",    # fixed | dwa | dwa_attribute | uncertainty
+        "task_weights": {"category": 1.0, "attributes": 1.0},  # task -> weight, or a preset: decay_0.95
         "dwa_temperature": 2.0,
         "asl_gamma_neg": 4.0,    # asl: focusing parameter of the negatives
         "asl_gamma_pos": 0.0,    # asl: focusing parameter of the positives
@@ -89,6 +92,8 @@ DEFAULTS: dict[str, Any] = {
         "mix_prob": 1.0,
         "patience": None,        # None -> int(max(6, 1 + sqrt(epochs)))
         "min_delta": 0.001,
+        "early_stop_on": "score",  # score | loss: what early stopping watches on the held-out fold
+        "checkpoint_on": "score",  # score | loss: what best.pt is chosen by
         "grad_clip": 5.0,
         "deterministic": False,
         "threads": None,         # torch intra-op threads; None = torch default
@@ -96,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
         "progressive_until": 0.5,  # share of the epochs after which training is at data.image_size
     },
     "augment": {
+        "preset": "default",     # default (the keys below) | report | random_crop
         "hflip": 0.5,
         "shift_scale_rotate": 0.5,
         "max_shift": 0.08,
@@ -103,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
         "max_rotate": 10,
         "brightness_contrast": 0.3,  # no hue jitter: colour is a label
         "coarse_dropout": 0.0,
+        "crop_min_area": 0.5,    # random_crop preset: smallest share of the image area a crop keeps
     },
     "metrics": {
         # the assignment's attribute "Mean F1" is not defined further: samples (F1 per image, averaged
@@ -142,6 +149,8 @@ DEFAULTS: dict[str, Any] = {
 
 # mappings whose keys are checked where they are used (task names depend on the dataset)
 FREE_FORM = {"loss.task_weights"}
+# free-form mappings that may also be given as the name of a preset
+PRESETS = {"loss.task_weights": TASK_WEIGHT_PRESETS}
 # switches that may also be "auto": decided from the data when the stage runs
 AUTO_SWITCHES = {"thresholds.at_least_one"}
 # keys that name one of a few choices, checked at load (fashioncomp.metrics.ATTRIBUTE_F1 has the same names;
@@ -219,6 +228,12 @@ def _check_keys(user: dict[str, Any], defaults: dict[str, Any], where: str, sour
         if isinstance(default, dict):
             if value is None:  # an empty YAML mapping
                 user[key] = value = {}
+            presets = PRESETS.get(f"{where}{key}")
+            if presets is not None and not isinstance(value, dict):
+                if isinstance(value, str) and value in presets:
+                    continue
+                raise ConfigError(f"{source}: '{where}{key}' must be a mapping of task name -> weight or one of the "
+                                  f"presets {', '.join(sorted(presets))}, got {value!r}")
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: '{where}{key}' must be a mapping, got {value!r}")
             # free-form mappings (e.g. backbone_kwargs) default to {} and are not checked further

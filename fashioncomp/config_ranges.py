@@ -52,6 +52,7 @@ RANGES: dict[str, Range] = {
     "data.num_workers": Range(0, 256),
     "data.group_tolerance": Range(0, 0.5),
     "data.group_min_evidence": NON_NEGATIVE,
+    "data.merge_rare_below": Range(0, 0.5),  # a share of the images; 0 = off
     "split.n_folds": Range(2, 100),
     "split.seed": SEED,
     "model.head_hidden": COUNT,
@@ -99,6 +100,7 @@ RANGES: dict[str, Range] = {
     "augment.max_rotate": Range(0, 180),
     "augment.brightness_contrast": UNIT,
     "augment.coarse_dropout": UNIT,
+    "augment.crop_min_area": Range(0, 1, low_open=True),
     "thresholds.min_positives": Range(0, 1_000_000),
     "refit.epochs": COUNT,
     "refit.epochs_ratio": Range(0, 100, low_open=True),

@@ -2,6 +2,7 @@
 
 Decode the run's test probabilities with the tuned thresholds (argmax for multiclass attribute
 groups) and write submissions/<name>/category.csv and attribute.csv, validated against test.csv.
+Attributes merged into "other" for training (data.merge_rare_below) are never written.
 """
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def make_submission(run: Run, out_root: Path | str = "submissions") -> Path:
                            hint=f" (run `python -m fashioncomp thresholds --run {run.dir}` first)")
     attributes = decode_attributes(probs["attributes"], np.array(thresholds["thresholds"]), run.decode_groups,
                                    at_least_one=thresholds["at_least_one"])
+    merged = list(run.schema.merged)
+    if merged:
+        # their probability is 0 already; this makes "never written" hold whatever the thresholds
+        attributes[:, merged] = False
+        print(f"submission: {len(merged)} rare attribute(s) merged into 'other' for training are never predicted: "
+              + ", ".join(run.schema.attributes[j] for j in merged))
     out_dir = Path(out_root) / run.name
     write_submission(out_dir, list(probs["file_path"]), decode_category(probs["category"]), attributes)
     validate_submission(out_dir, run.data_root, run.schema)

@@ -44,7 +44,7 @@ from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.postprocessing.metric_search import choose_decoding
 from fashioncomp.postprocessing.thresholds import tune_thresholds
 from fashioncomp import stamps
-from fashioncomp.tasks import build_tasks
+from fashioncomp.tasks import tasks_from_config
 from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import CheckpointError, load_checkpoint
 from fashioncomp.training.train import (TRAINING_OUTPUTS, FoldInputs, amp_dtype_for, logged_epoch_seconds,
@@ -76,7 +76,7 @@ class Run:
         self.config = apply_plan(self.recipe_config, self.plan) if self.plan else self.recipe_config
         self.data_root = Path(self.config["data"]["root"])
         self.schema = Schema.from_dict(read_json(self.dir / "schema.json"), str(self.dir / "schema.json"))
-        self.tasks = build_tasks(self.schema, self.config["data"]["use_groups"])
+        self.tasks = tasks_from_config(self.schema, self.config["data"])
 
     @property
     def name(self) -> str:
@@ -425,7 +425,10 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     per_attr_f1 = per_attribute_f1(sub.attributes, tuned, sub.attribute_known)
     positives = (sub.attributes.astype(bool) & sub.attribute_known).sum(axis=0)
     # an attribute with positives that out-of-fold predictions never get right was not learned
-    unlearned = [j for j in range(run.schema.num_attributes) if positives[j] > 0 and not per_attr_f1[j] > 0]
+    # (merged rare attributes are never predicted by design: data.merge_rare_below)
+    merged = set(run.schema.merged)
+    unlearned = [j for j in range(run.schema.num_attributes)
+                 if positives[j] > 0 and not per_attr_f1[j] > 0 and j not in merged]
     argmax = sorted(i for g in groups for i in g.indices)
     report = {
         "metric": cfg["metric"],
@@ -462,6 +465,9 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
         print("  per-attribute thresholds: " + ", ".join(f"{names[j]} {thresholds[j]:.2f}" for j in thresholded))
     print(f"  at least one attribute per image: {'yes' if at_least_one else 'no'} "
           f"({at_least_one_reason(cfg['at_least_one'], candidate, report['at_least_one_scores'], metric.label)})")
+    if merged:
+        print(f"  {len(merged)} rare attribute(s) merged into 'other' for training are never predicted: "
+              + ", ".join(names[j] for j in sorted(merged)))
     if unlearned:
         print("warning: never predicted right out of fold (not learned): "
               + ", ".join(f"{names[j]} ({int(positives[j])} positives)" for j in unlearned)

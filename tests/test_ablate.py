@@ -9,9 +9,12 @@ import yaml
 from fashioncomp.ablate import (DEFAULT_VARIANTS, VariantResult, ablation_table, check_variants, load_variants,
                                 main)
 from fashioncomp.config import ConfigError, load_config
+from fashioncomp.data.transforms import AUGMENT_PRESETS
 from fashioncomp.losses import LOSSES
 from fashioncomp.losses.weighting import WEIGHTINGS
 from fashioncomp.models.heads import HEADS
+from fashioncomp.task_weight_presets import TASK_WEIGHT_PRESETS
+from fashioncomp.training.early_stopping import MONITORS
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.backbone=test_resnet", "train.epochs=1", "split.n_folds=2", "data.image_size=32",
@@ -28,8 +31,16 @@ def test_default_variants_resolve_and_cover_every_method():
     assert {c["data"]["use_groups"] for c in configs} == {True, False}
     assert any(c["train"]["mixup_alpha"] > 0 for c in configs) and any(c["train"]["cutmix_alpha"] > 0 for c in configs)
     assert any(c["train"]["ema"] for c in configs)
-    assert any(c["loss"]["task_weights"]["attributes"] == 0 for c in configs)
-    assert any(c["loss"]["task_weights"]["category"] == 0 for c in configs)
+    weights = [c["loss"]["task_weights"] for c in configs]
+    assert any(isinstance(w, dict) and w.get("attributes") == 0 for w in weights)
+    assert any(isinstance(w, dict) and w.get("category") == 0 for w in weights)
+    # the methods as their sources describe them (issue 14)
+    assert set(TASK_WEIGHT_PRESETS) <= set(w for w in weights if isinstance(w, str))
+    assert {c["augment"]["preset"] for c in configs} == set(AUGMENT_PRESETS)
+    assert {c["train"]["early_stop_on"] for c in configs} == {c["train"]["checkpoint_on"] for c in configs} \
+        == set(MONITORS)
+    assert any(c["data"]["multilabel_group_tasks"] for c in configs)
+    assert any(c["data"]["merge_rare_below"] > 0 for c in configs)
 
 
 def test_variants_by_name_come_from_the_default_file():

@@ -26,7 +26,7 @@ from fashioncomp.data.images import build_image_cache
 from fashioncomp.inference.predict import predict_probs
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes, decode_category
-from fashioncomp.tasks import build_tasks
+from fashioncomp.tasks import tasks_from_config
 from fashioncomp.training.checkpoint import load_checkpoint
 from fashioncomp.training.train import FoldInputs, amp_dtype_for, pick_device, train_fold
 
@@ -48,7 +48,7 @@ def run(data_root: Path, config: Path | None, epochs: int | None, out_dir: Path,
     cfg = load_config(config or PLAIN_CONFIG, overrides or [])
     dcfg = cfg["data"]
     data, schema = read_train_for_recipe(data_root, dcfg)  # the schema the pipeline would use
-    tasks = build_tasks(schema, dcfg["use_groups"])
+    tasks = tasks_from_config(schema, dcfg)
     size = int(dcfg["image_size"])
     images, _ = build_image_cache(data_root, data.file_paths, size, work_dir / ".cache")
     test_paths = read_test(data_root)

@@ -39,8 +39,8 @@ def probe_speeds(cfg: dict[str, Any], images: Any, data: LabelledData, tasks: li
     if cfg["train"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     opt = create_optimisation(cfg, model, tasks, class_frequencies(targets, masks, index), steps + 1, device, amp)
-    dataset = ImageTargetsDataset(images, index, targets, masks, create_train_transform(cfg["augment"], seed=0),
-                                  aug_seed=0)
+    transform = create_train_transform(cfg["augment"], seed=0, image_size=int(cfg["data"]["image_size"]))
+    dataset = ImageTargetsDataset(images, index, targets, masks, transform, aug_seed=0)
     loader = create_train_loader(dataset, batch, int(cfg["data"]["num_workers"]), seed=0,
                                  pin_memory=device.type == "cuda")
     batches = itertools.chain.from_iterable(itertools.repeat(loader))  # as many passes as the steps need

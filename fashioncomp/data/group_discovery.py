@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fashioncomp.data.dataset_reader import LabelledData, read_train
+from fashioncomp.data.rare_labels import describe_merged, with_rare_merged
 from fashioncomp.data.schema import AttributeGroup, Schema, SchemaError
 
 __all__ = ["discover_groups", "with_discovered_groups", "describe_groups", "read_train_for_recipe"]
@@ -116,7 +117,8 @@ def read_train_for_recipe(data_root: Path, data_cfg: dict[str, Any], note: str =
 
     The schema is `data.schema` if set, else `<root>/schema.json`, else counts from the data;
     without declared groups (and with `data.discover_groups`), the groups found in the labels
-    are added and printed. `note` ends that printout (e.g. where the schema is saved).
+    are added and printed. `note` ends that printout (e.g. where the schema is saved). Attributes
+    rarer than `data.merge_rare_below` are marked merged (printed too).
     """
     declared = None
     if data_cfg["schema"] is not None:
@@ -133,4 +135,8 @@ def read_train_for_recipe(data_root: Path, data_cfg: dict[str, Any], note: str =
             print(f"  {line}")
         if note:
             print(f"  {note}")
+    # after discovery: a group's rare members merge within that group (see rare_labels)
+    schema = with_rare_merged(schema, data, data_cfg["merge_rare_below"])
+    if schema.merged:
+        print(describe_merged(schema, data, data_cfg["merge_rare_below"]))
     return data, schema

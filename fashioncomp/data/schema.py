@@ -16,6 +16,10 @@ attribute per image (softmax over the group plus an implicit "none of these" cla
 ``multilabel`` group allows any subset (independent sigmoids). Attributes that belong to no
 group are treated as multilabel. Without a schema file, counts come from the data and names
 are ``category_<i>`` / ``attribute_<i>``.
+
+A run's own schema.json may also list ``"merged_rare": [names]``: the attributes rarer than
+`data.merge_rare_below` in train.csv, merged into one "other" training label per task and never
+predicted (see fashioncomp.data.rare_labels; init decides them afresh from the data).
 """
 from __future__ import annotations
 
@@ -52,6 +56,8 @@ class Schema:
     categories: tuple[str, ...]
     attributes: tuple[str, ...]
     groups: tuple[AttributeGroup, ...] = field(default_factory=tuple)
+    # rare attributes merged into "other" for training (data.merge_rare_below); never predicted
+    merged: tuple[int, ...] = ()
 
     @property
     def num_categories(self) -> int:
@@ -71,12 +77,16 @@ class Schema:
 
     def without_groups(self) -> "Schema":
         """Same labels, every attribute an independent (multilabel) output."""
-        return Schema(self.categories, self.attributes, ())
+        return Schema(self.categories, self.attributes, (), self.merged)
 
     def structure(self) -> dict[str, Any]:
-        """What fixes a network's shape and its tasks: counts and groups, not the display names."""
-        return {"categories": self.num_categories, "attributes": self.num_attributes,
-                "groups": [[g.name, g.type, list(g.indices)] for g in self.groups]}
+        """What fixes a network's shape and its tasks: counts, groups and merged rare attributes,
+        not the display names."""
+        shape: dict[str, Any] = {"categories": self.num_categories, "attributes": self.num_attributes,
+                                 "groups": [[g.name, g.type, list(g.indices)] for g in self.groups]}
+        if self.merged:  # only when set, so the digests of runs without merging stay as they were
+            shape["merged"] = list(self.merged)
+        return shape
 
     def structure_changes(self, other: "Schema") -> list[str]:
         """How `other` differs from this schema in structure, e.g. ["attributes 15 -> 16"]."""
@@ -87,6 +97,8 @@ class Schema:
         changed = sorted(name for name in set(mine) | set(theirs) if mine.get(name) != theirs.get(name))
         if changed:
             changes.append("attribute groups " + ", ".join(f"'{n}'" for n in changed))
+        if self.merged != other.merged:
+            changes.append(f"merged rare attributes {list(self.merged)} -> {list(other.merged)}")
         return changes
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +110,7 @@ class Schema:
                          **({"discovered": True} if g.discovered else {})}
                 for g in self.groups
             },
+            **({"merged_rare": [self.attributes[i] for i in self.merged]} if self.merged else {}),
         }
 
     @staticmethod
@@ -146,7 +159,9 @@ class Schema:
             if not isinstance(discovered, bool):
                 raise SchemaError(f"{where}: 'discovered' must be true or false, got {discovered!r}")
             groups.append(AttributeGroup(str(name), gtype, tuple(indices), discovered))
-        return Schema(tuple(categories), tuple(attributes), tuple(groups))
+        merged = _attribute_indices(raw.get("merged_rare", []) or [], index_of, len(attributes),
+                                    f"{source}: 'merged_rare'")
+        return Schema(tuple(categories), tuple(attributes), tuple(groups), tuple(sorted(set(merged))))
 
     @staticmethod
     def load(path: Path) -> "Schema":
@@ -155,6 +170,24 @@ class Schema:
         except json.JSONDecodeError as exc:
             raise SchemaError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
         return Schema.from_dict(raw, source=str(path))
+
+
+def _attribute_indices(members: Any, index_of: dict[str, int], n_attributes: int, where: str) -> list[int]:
+    """Attribute names or indices as indices (a list of names/indices, each checked)."""
+    if not isinstance(members, list):
+        raise SchemaError(f"{where}: expected a list of attribute names or indices, got {members!r}")
+    out = []
+    for member in members:
+        if isinstance(member, bool) or not isinstance(member, (int, str)):
+            raise SchemaError(f"{where}: member {member!r} is neither a name nor an index")
+        if isinstance(member, str):
+            if member not in index_of:
+                raise SchemaError(f"{where}: unknown attribute name '{member}'")
+            member = index_of[member]
+        if not 0 <= member < n_attributes:
+            raise SchemaError(f"{where}: attribute index {member} out of range 0..{n_attributes - 1}")
+        out.append(member)
+    return out
 
 
 def _name_list(raw: dict[str, Any], key: str, source: str) -> list[str]:

@@ -3,7 +3,9 @@
 Every loss takes (logits [B, K], soft targets [B, K], mask) and returns a scalar; the mask is
 [B] for softmax tasks and [B, K] for sigmoid tasks. Masked entries are removed with
 `torch.where`, so they contribute exactly zero loss and zero gradient, and the mean is taken
-over the labelled entries only.
+over the labelled entries only. With reduction "per_output" (REDUCTIONS; asked for by the
+`dwa_attribute` weighting) a loss returns a vector instead: a sigmoid task's [K] per-output means
+over their labelled rows, a softmax task's one loss as [1].
 
     ce           soft-target cross-entropy (softmax), optional label smoothing
     weighted_ce  inverse-class-frequency weighted cross-entropy (softmax), or class-balanced BCE
@@ -52,6 +54,20 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return kept.sum() / mask.sum().clamp(min=1)
 
 
+def masked_output_means(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per output: [B, K] values -> [K] means over each column's labelled rows; [B] -> [1]."""
+    if values.ndim == 1:
+        return masked_mean(values, mask).reshape(1)
+    mask = mask.bool()
+    kept = torch.where(mask, values, torch.zeros_like(values))
+    return kept.sum(dim=0) / mask.sum(dim=0).clamp(min=1)
+
+
+Reduce = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# how a loss reduces its per-row / per-entry values; chosen by the task weighting
+REDUCTIONS: dict[str, Reduce] = {"mean": masked_mean, "per_output": masked_output_means}
+
+
 def smooth(target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     if label_smoothing <= 0:
         return target
@@ -59,12 +75,12 @@ def smooth(target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
 
 
 @register_loss("ce", kinds=("multiclass",))
-def cross_entropy(label_smoothing: float = 0.0, **_: Any) -> LossFn:
+def cross_entropy(label_smoothing: float = 0.0, reduce: Reduce = masked_mean, **_: Any) -> LossFn:
     """Soft-target cross-entropy (works for one-hot, smoothed and mixed targets)."""
 
     def loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         per_row = -(smooth(target, label_smoothing) * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
-        return masked_mean(per_row, mask)
+        return reduce(per_row, mask)
 
     return loss
 
@@ -90,7 +106,7 @@ def _require_frequencies(class_frequencies: torch.Tensor | None) -> torch.Tensor
 
 @register_loss("weighted_ce")
 def weighted_cross_entropy(label_smoothing: float = 0.0, class_frequencies: torch.Tensor | None = None,
-                           multiclass: bool = True, **_: Any) -> LossFn:
+                           multiclass: bool = True, reduce: Reduce = masked_mean, **_: Any) -> LossFn:
     """Inverse-frequency weighted cross-entropy.
 
     Softmax task: class c is weighted n / (C * n_c). Sigmoid task: attribute a with positive rate
@@ -103,7 +119,7 @@ def weighted_cross_entropy(label_smoothing: float = 0.0, class_frequencies: torc
         def loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             w = class_weights.to(logits.device)
             per_row = -(w * smooth(target, label_smoothing) * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
-            return masked_mean(per_row, mask)
+            return reduce(per_row, mask)
 
         return loss
 
@@ -113,13 +129,14 @@ def weighted_cross_entropy(label_smoothing: float = 0.0, class_frequencies: torc
     def binary_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         w = target * pos_weight.to(logits.device) + (1 - target) * neg_weight.to(logits.device)
         per_entry = w * F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
-        return masked_mean(per_entry, mask)
+        return reduce(per_entry, mask)
 
     return binary_loss
 
 
 @register_loss("focal")
-def focal(gamma: float = 2.0, label_smoothing: float = 0.0, multiclass: bool = True, **_: Any) -> LossFn:
+def focal(gamma: float = 2.0, label_smoothing: float = 0.0, multiclass: bool = True, reduce: Reduce = masked_mean,
+          **_: Any) -> LossFn:
     """Focal loss (Lin et al. 2017): softmax -sum_c t_c (1 - p_c)^gamma log p_c for softmax tasks,
     torchvision's sigmoid focal loss (no alpha) for sigmoid tasks."""
     if multiclass:
@@ -127,35 +144,35 @@ def focal(gamma: float = 2.0, label_smoothing: float = 0.0, multiclass: bool = T
             log_p = F.log_softmax(logits.float(), dim=1)
             focus = (1 - log_p.exp()).pow(gamma)
             per_row = -(smooth(target, label_smoothing) * focus * log_p).sum(dim=1)
-            return masked_mean(per_row, mask)
+            return reduce(per_row, mask)
 
         return loss
 
     def binary_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         per_entry = sigmoid_focal_loss(logits.float(), target.float(), alpha=-1, gamma=gamma, reduction="none")
-        return masked_mean(per_entry, mask)
+        return reduce(per_entry, mask)
 
     return binary_loss
 
 
 @register_loss("asl", kinds=("multilabel",))
 def asymmetric(asl_gamma_neg: float = 4.0, asl_gamma_pos: float = 0.0, asl_clip: float = 0.05,
-               **_: Any) -> LossFn:
+               reduce: Reduce = masked_mean, **_: Any) -> LossFn:
     """timm's asymmetric loss per entry (reduction 'none'), then the masked mean."""
     per_entry_loss = AsymmetricLossMultiLabel(gamma_neg=asl_gamma_neg, gamma_pos=asl_gamma_pos, clip=asl_clip,
                                               reduction="none")
 
     def loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return masked_mean(per_entry_loss(logits, target), mask)
+        return reduce(per_entry_loss(logits, target), mask)
 
     return loss
 
 
 @register_loss("bce", kinds=("multilabel",))
-def binary_cross_entropy(**_: Any) -> LossFn:
+def binary_cross_entropy(reduce: Reduce = masked_mean, **_: Any) -> LossFn:
     def loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         per_entry = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
-        return masked_mean(per_entry, mask)
+        return reduce(per_entry, mask)
 
     return loss
 
@@ -165,9 +182,12 @@ def loss_key(task: Task) -> str:
     return "category" if task.name == CATEGORY else ("group" if task.is_multiclass else "attribute")
 
 
-def create_task_losses(loss_cfg: dict[str, Any], tasks: list[Task], class_frequencies: dict[str, torch.Tensor] | None = None) -> dict[str, LossFn]:
+def create_task_losses(loss_cfg: dict[str, Any], tasks: list[Task], class_frequencies: dict[str, torch.Tensor] | None = None,
+                       reduction: str = "mean") -> dict[str, LossFn]:
     """One loss per task: `loss.category` for the category, `loss.group` for multiclass
-    attribute groups, `loss.attribute` for the sigmoid attributes."""
+    attribute groups, `loss.attribute` for the sigmoid tasks (the shared attributes and each
+    multilabel group's own task); reduced as `reduction` says (REDUCTIONS)."""
+    reduce = REDUCTIONS[reduction]
     options = {key: loss_cfg[key] for key in LOSS_OPTIONS if key in loss_cfg}
     losses: dict[str, LossFn] = {}
     for task in tasks:
@@ -185,6 +205,7 @@ def create_task_losses(loss_cfg: dict[str, Any], tasks: list[Task], class_freque
             gamma=loss_cfg["focal_gamma"],
             class_frequencies=freq,
             multiclass=task.is_multiclass,
+            reduce=reduce,
             **options,
         )
     return losses

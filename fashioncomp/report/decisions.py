@@ -30,6 +30,17 @@ def _group_line(ctx: ReportContext, group: AttributeGroup) -> str:
     return f"- **{group.name}** ({group.type}, {origin}): {members}"
 
 
+def _merged_part(ctx: ReportContext) -> list[str]:
+    """The rare attributes merged into "other" for training (data.merge_rare_below), if any."""
+    schema = ctx.run.schema
+    if not schema.merged:
+        return []
+    names = ", ".join(schema.attributes[i] for i in schema.merged)
+    return ["", f"Rare labels: {len(schema.merged)} attribute(s) under "
+            f"{ctx.run.config['data']['merge_rare_below']:g} of the training images were merged into one "
+            f"\"other\" label per task for training (`data.merge_rare_below`); they are never predicted: {names}."]
+
+
 def _groups_part(ctx: ReportContext) -> list[str]:
     """The attribute groups, where each came from, and how to change them."""
     run = ctx.run
@@ -37,7 +48,7 @@ def _groups_part(ctx: ReportContext) -> list[str]:
     lines = ["### Attribute groups", ""]
     if not schema.groups:
         return lines + ["The schema has no attribute groups: every attribute is an independent sigmoid with its "
-                        "own threshold."]
+                        "own threshold."] + _merged_part(ctx)
     lines += [_group_line(ctx, g) for g in schema.groups]
     ungrouped = schema.ungrouped_attributes()
     if ungrouped:
@@ -54,13 +65,16 @@ def _groups_part(ctx: ReportContext) -> list[str]:
     if not run.config["data"]["use_groups"]:
         lines += ["", "`data.use_groups` is false in this run: the groups are not used, so every attribute is an "
                   "independent sigmoid with its own threshold."]
+    elif run.config["data"]["multilabel_group_tasks"] and len(schema.multiclass_groups) < len(schema.groups):
+        lines += ["", "`data.multilabel_group_tasks` is on: each multilabel group is a task of its own (its own "
+                  "head output, loss and task weight)."]
     if any(g.discovered for g in schema.groups):
         lines += ["", "The groups found in the labels were inferred from the training labels (attributes that "
                   "almost never occur on the same image). To change them, edit the run's schema "
                   f"(`{run.dir / 'schema.json'}`) and pass it back with "
                   "`--set data.schema=FILE` (to `init` of a new run); `--set data.discover_groups=false` turns "
                   "discovery off."]
-    return lines
+    return lines + _merged_part(ctx)
 
 
 def _at_least_one_reason(applied: bool, setting: object, t: dict[str, Any]) -> str:

@@ -9,7 +9,9 @@
   each other task of such an image is labelled only where the ensemble is as confident of it
   (a group's top probability >= t; an independent attribute p >= t or p <= 1 - t), else masked.
 
-Both work on the per-task targets of `fashioncomp.tasks` (dense float arrays plus masks).
+Both work on the per-task targets of `fashioncomp.tasks` (dense float arrays plus masks). The
+teacher has no view of a sigmoid task's merged "other" output (the [N, A] probabilities have no
+column for it): it is NaN there, so distillation keeps the label and a pseudo-label masks it.
 """
 from __future__ import annotations
 
@@ -33,20 +35,25 @@ def targets_from_probabilities(category: np.ndarray, attributes: np.ndarray, tas
             member = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0)
             out[task.name] = np.concatenate([member, 1.0 - member.sum(axis=1, keepdims=True)], axis=1).astype(np.float32)
         else:
-            out[task.name] = np.clip(attributes[:, list(task.attribute_indices)], 0.0, 1.0).astype(np.float32)
+            probs = np.clip(attributes[:, list(task.attribute_indices)], 0.0, 1.0).astype(np.float32)
+            if task.has_other:  # no opinion on "other"
+                probs = np.concatenate([probs, np.full((len(probs), 1), np.nan, dtype=np.float32)], axis=1)
+            out[task.name] = probs
     return out
 
 
 def distill_targets(targets: dict[str, np.ndarray], teacher: dict[str, np.ndarray], weight: float,
                     rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """(1 - weight) x targets + weight x teacher, on `rows` (bool [N], default all); other rows unchanged."""
+    """(1 - weight) x targets + weight x teacher, on `rows` (bool [N], default all); other rows, and
+    entries where the teacher is NaN (no opinion), unchanged."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"distillation weight must be in [0, 1], got {weight}")
     out = {}
     for name, target in targets.items():
         mixed = target.copy()
         use = np.ones(len(target), dtype=bool) if rows is None else rows
-        mixed[use] = (1.0 - weight) * target[use] + weight * teacher[name][use]
+        view = teacher[name][use]
+        mixed[use] = np.where(np.isnan(view), target[use], (1.0 - weight) * target[use] + weight * view)
         out[name] = mixed
     return out
 

@@ -2,8 +2,9 @@
 
 Per epoch: shuffle (seeded by epoch), augment (seeded by epoch and row), forward all tasks,
 combine task losses, step AdamW and the warm-up + cosine schedule (per step), then validate on
-the held-out fold, log a metrics row, keep the best checkpoint and stop early when the score
-stops improving. The DataLoader and its workers live for the whole fold.
+the held-out fold, log a metrics row, keep the best checkpoint and stop early when the score (or,
+with `train.early_stop_on: loss`, the validation loss) stops changing (early_stopping). The
+DataLoader and its workers live for the whole fold.
 
 Across processes (`torchrun`, see fashioncomp.training.distributed) each rank trains on its own
 shard of every epoch under DistributedDataParallel; losses are summed over the ranks, rank 0
@@ -16,7 +17,6 @@ resumed ends, on CPU in deterministic mode, with exactly the metrics of an unint
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -36,7 +36,7 @@ from fashioncomp.data.dataset_reader import LabelledData
 from fashioncomp.data.schema import Schema
 from fashioncomp.data.torch_dataset import ImageTargetsDataset, create_train_loader, to_model_input
 from fashioncomp.data.transforms import create_train_transform
-from fashioncomp.inference.predict import predict_probs
+from fashioncomp.inference.predict import predict_probs, read_rows
 from fashioncomp.io import write_csv, write_json
 from fashioncomp.losses import create_task_losses
 from fashioncomp.losses.weighting import TaskWeighting, create_weighting
@@ -46,6 +46,7 @@ from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.tasks import Task, encode_targets
 from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint, save_checkpoint
+from fashioncomp.training.early_stopping import plateau_for
 from fashioncomp.training.mixing import mix_batch
 from fashioncomp.training.progressive import epoch_image_size, progressive_settings, resize_batch
 
@@ -95,6 +96,8 @@ class EpochResult:
     train_loss: float
     steps: int                      # this rank's optimizer steps
     rows: np.ndarray                # dataset rows this rank trained on, in order
+    # per task, each entry of its loss averaged likewise (one entry unless the weighting is per output)
+    output_losses: dict[str, list[float]] | None = None
 
 
 def pick_device() -> torch.device:
@@ -168,13 +171,39 @@ def evaluate(model: torch.nn.Module, inputs: FoldInputs, cfg: dict[str, Any], de
                      cfg["metrics"]["attribute_f1"])
 
 
+@torch.inference_mode()
+def validation_loss(model: torch.nn.Module, opt: "Optimisation", inputs: FoldInputs,
+                    targets: dict[str, np.ndarray], masks: dict[str, np.ndarray], batch_size: int) -> float:
+    """sum_k c_k L_k over the held-out rows: each task's own training loss on every held-out row
+    at once (its masked mean, exactly), weighted by the fixed c_k only (DWA's and uncertainty's
+    factors move from epoch to epoch and would move this loss by themselves)."""
+    model.eval()
+    index = inputs.val_index
+    logits: dict[str, list[torch.Tensor]] = {name: [] for name in opt.task_losses}
+    for start in range(0, len(index), batch_size):
+        rows = index[start:start + batch_size]
+        x = to_model_input(torch.from_numpy(read_rows(inputs.images, rows)).permute(0, 3, 1, 2), opt.device,
+                           opt.train_cfg["channels_last"])
+        with torch.autocast(opt.device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
+            out = model(x)
+        for name in logits:
+            logits[name].append(out[name].float())
+    total = 0.0
+    for name, fn in opt.task_losses.items():
+        target = torch.from_numpy(targets[name][index]).to(opt.device)
+        mask = torch.from_numpy(masks[name][index]).to(opt.device)
+        total += opt.weighting.base[name] * float(fn(torch.cat(logits[name]), target, mask).mean())
+    return total
+
+
 def create_optimisation(cfg: dict[str, Any], model: torch.nn.Module, tasks: list[Task],
                         class_freq: dict[str, torch.Tensor], steps_per_epoch: int, device: torch.device,
                         amp_dtype: torch.dtype | None) -> Optimisation:
     """Losses, task weighting, AdamW, warm-up + cosine schedule (per step), grad scaler, EMA."""
     tcfg = cfg["train"]
-    task_losses = create_task_losses(cfg["loss"], tasks, class_freq)
     weighting = create_weighting(cfg["loss"], tasks).to(device)
+    # reduced as the weighting combines them: per task, or per output (dwa_attribute)
+    task_losses = create_task_losses(cfg["loss"], tasks, class_freq, reduction=weighting.reduction)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, tcfg["weight_decay"]) + [{"params": list(weighting.parameters()), "weight_decay": 0.0}],
         lr=tcfg["lr"],
@@ -200,10 +229,11 @@ def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch:
     downscaled to `image_side` if given (progressive resizing)."""
     tcfg, device = opt.train_cfg, opt.device
     names = list(opt.task_losses)
+    sizes = opt.weighting.loss_sizes()  # 1 per task, or its outputs' count for a per-output weighting
     bar = batches if isinstance(batches, tqdm) and not batches.disable else None
     opt.forward.train()  # the DDP / compiled wrapper and the model inside it
-    # per-task losses, then the total, summed on the device: no host sync per step
-    sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=device)
+    # every task's loss entries, then the total, summed on the device: no host sync per step
+    sums = torch.zeros(sum(sizes[n] for n in names) + 1, dtype=torch.float64, device=device)
     rows: list[torch.Tensor] = []
     n_steps = 0
     for batch in batches:
@@ -235,16 +265,23 @@ def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch:
         opt.scheduler.step_update(step)
         if opt.ema is not None:
             opt.ema.update(opt.model, step=step)
-        sums += torch.stack([losses[n].detach().float() for n in names] + [loss.detach().float()]).double()
+        sums += torch.cat([losses[n].detach().float().reshape(-1) for n in names]
+                          + [loss.detach().float().reshape(1)]).double()
         rows.append(batch["row"])
         if bar is not None and (n_steps % 10 == 0 or n_steps == len(bar)):
             bar.set_postfix(loss=f"{sums[-1].item() / n_steps:.4f}")
     totals = distributed.sum_across_ranks(sums.tolist() + [n_steps], device)
     all_steps = max(totals[-1], 1)
+    output_losses, offset = {}, 0
+    for name in names:
+        output_losses[name] = [v / all_steps for v in totals[offset:offset + sizes[name]]]
+        offset += sizes[name]
     return EpochResult(
-        mean_losses={name: totals[i] / all_steps for i, name in enumerate(names)},
-        train_loss=totals[len(names)] / all_steps, steps=n_steps,
+        # a task's logged loss: its one entry, or the mean over its outputs
+        mean_losses={name: sum(v) / len(v) for name, v in output_losses.items()},
+        train_loss=totals[offset] / all_steps, steps=n_steps,
         rows=torch.cat(rows).numpy() if rows else np.zeros(0, dtype=np.int64),
+        output_losses=output_losses,
     )
 
 
@@ -273,7 +310,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         model = model.to(memory_format=torch.channels_last)
 
     targets, masks = inputs.targets or encode_targets(inputs.data, inputs.tasks)
-    transform = create_train_transform(cfg["augment"], seed=base_seed)
+    transform = create_train_transform(cfg["augment"], seed=base_seed, image_size=int(cfg["data"]["image_size"]))
     train_set = ImageTargetsDataset(inputs.images, inputs.train_index, targets, masks, transform, aug_seed=base_seed)
     batch_size = min(tcfg["batch_size"], len(train_set) // ctx.world_size)
     # the permutation of epoch e is seeded by base_seed + e + 1
@@ -285,24 +322,32 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
                               steps_per_epoch, device, amp_dtype)
     optimizer, weighting, ema = opt.optimizer, opt.weighting, opt.ema
 
+    validate = len(inputs.val_index) > 0
+    # what early stopping watches and what best.pt is chosen by (the score, or the validation loss)
+    stopper = plateau_for("train.early_stop_on", tcfg["early_stop_on"], tcfg["min_delta"])
+    keeper = plateau_for("train.checkpoint_on", tcfg["checkpoint_on"], tcfg["min_delta"])
+    needs_val_loss = "loss" in (stopper.name, keeper.name)
+
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     history: list[dict[str, Any]] = []
-    start_epoch, best_score, bad_epochs = 0, -math.inf, 0
+    start_epoch = 0
     if last_path.is_file():
-        history, best_score, bad_epochs = load_training_state(last_path, opt)
+        history, _, _ = load_training_state(last_path, opt)
         start_epoch = len(history)
-        distributed.print_main(f"fold {fold}: resuming after epoch {start_epoch} (best score {best_score:.4f})")
+        if validate:  # both watchers follow from the logged epochs
+            stopper.replay(history)
+            keeper.replay(history)
+        distributed.print_main(f"fold {fold}: resuming after epoch {start_epoch} (best {keeper.name} {keeper.best:.4f})")
 
     # wrapped after loading: DDP starts every rank from rank 0's weights
     opt.forward = distributed.wrap_model(model, device)
     opt.forward = torch.compile(opt.forward) if tcfg["compile"] else opt.forward
 
-    patience, min_delta = patience_for(tcfg), tcfg["min_delta"]
-    validate = len(inputs.val_index) > 0
+    patience = patience_for(tcfg)
     full_side, (start_side, until) = int(cfg["data"]["image_size"]), progressive_settings(tcfg)
     for epoch in range(start_epoch, tcfg["epochs"]):
-        if bad_epochs >= patience:
+        if stopper.bad_epochs >= patience:
             break
         fits = next_epoch_fits([h["seconds"] for h in history], time_limit)
         if not distributed.broadcast_from_main(fits):  # every rank stops together
@@ -321,10 +366,12 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         result = train_one_epoch(opt, batches, epoch, mix_rng, image_side=side)
         trace_rows(fold, epoch, ctx.rank, result.rows)
         weights_used = weighting.weights()
-        weighting.end_epoch(result.mean_losses)
+        weighting.end_epoch(result.mean_losses, result.output_losses)
 
         eval_model = ema.module if ema is not None else model
         metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main and validate else {}
+        if needs_val_loss and ctx.is_main and validate:
+            metrics["loss"] = validation_loss(eval_model, opt, inputs, targets, masks, cfg["predict"]["batch_size"])
         metrics = distributed.broadcast_from_main(metrics)
         row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"],
                "image_size": side}
@@ -333,27 +380,26 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         row.update({f"val/{k}": v for k, v in metrics.items()})
         history.append(row)
         # without held-out rows (a refit on every row) the model kept is the last epoch's
-        improved = not validate or metrics["score"] > best_score + min_delta
-        if improved:
-            best_score, bad_epochs = metrics.get("score", -math.inf), 0
-        else:
-            bad_epochs += 1
+        improved = not validate or keeper.update(metrics[keeper.name])
+        if validate:
+            stopper.update(metrics[stopper.name])
         if ctx.is_main and improved and (validate or epoch + 1 == tcfg["epochs"]):
             save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
         row["seconds"] = round(time.time() - started, 2)  # training, validation and best.pt: what a budget pays
         if ctx.is_main:
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
-            save_training_state(last_path, opt, history, best_score, bad_epochs)
+            save_training_state(last_path, opt, history, keeper.best, stopper.bad_epochs)
             attribute = ATTRIBUTE_F1[cfg["metrics"]["attribute_f1"]]
             scores = (f"val cat-acc {metrics['category_accuracy']:.4f}  {attribute.label.removeprefix('attribute ')} "
-                      f"{metrics[attribute.key]:.4f}  score {metrics['score']:.4f}{'  *' if improved else ''}"
-                      if validate else "no held-out rows")
+                      f"{metrics[attribute.key]:.4f}  score {metrics['score']:.4f}"
+                      + (f"  loss {metrics['loss']:.4f}" if "loss" in metrics else "")
+                      + ("  *" if improved else "") if validate else "no held-out rows")
             print(f"fold {fold} epoch {epoch + 1}: loss {row['train_loss']:.4f}  {scores}  ({row['seconds']:.0f}s)",
                   flush=True)
     if not validate and not best_path.is_file() and ctx.is_main:  # stopped early by a time limit
         save_checkpoint(best_path, {"model": (ema.module if ema is not None else model).state_dict(),
                                     "epoch": len(history) - 1, "metrics": {}})
-    best_row = max(history, key=lambda r: r["val/score"]) if validate else history[-1]
+    best_row = keeper.best_row(history) if validate else history[-1]
     if ctx.is_main:
         write_json(out_dir / "done.json", {"fold": fold, "best_epoch": best_row["epoch"], "best": best_row,
                                            "epochs_run": len(history), "world_size": ctx.world_size})
@@ -363,7 +409,9 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
 
 def save_training_state(path: Path, opt: Optimisation, history: list[dict[str, Any]], best_score: float,
                         bad_epochs: int) -> None:
-    """Everything needed to go on after epoch len(history) (RNGs are re-seeded per epoch)."""
+    """Everything needed to go on after epoch len(history) (RNGs are re-seeded per epoch). A resume
+    replays `history` into the early-stopping and checkpoint watchers; `best_score` (the
+    checkpoint's quantity) and `bad_epochs` are kept for readers of the file."""
     save_checkpoint(path, {
         "model": opt.model.state_dict(), "optimizer": opt.optimizer.state_dict(),
         "scheduler": opt.scheduler.state_dict(), "weighting": opt.weighting.state_dict(),
