@@ -308,10 +308,10 @@ def test_cli_init_reports_every_bad_row_before_writing_anything(dataset_copy, tm
 
 def test_cli_init_unknown_config_keys(tiny_dataset, tmp_path):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("model:\n  backbone: resnet18\n  dropout: 0.3\n")
+    recipe.write_text("model:\n  backbone: resnet18\n  droprate: 0.3\n")
     done = _cli("init", "--run", str(tmp_path / "r"), "--data", str(tiny_dataset), "--config", str(recipe))
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.startswith(f"error: {recipe}: unknown config key 'model.dropout'. Did you mean 'model.drop_rate'?")
+    assert done.stderr.startswith(f"error: {recipe}: unknown config key 'model.droprate'. Did you mean 'model.drop_rate'?")
     assert done.stderr.count("\n") == 1
     done = _cli("init", "--run", str(tmp_path / "r"), "--data", str(tiny_dataset), "--set", "split.folds=3")
     assert done.returncode == 2

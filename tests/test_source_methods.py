@@ -341,3 +341,18 @@ def test_report_and_random_crop_presets_are_the_sources_parameters():
     assert tuple(resized.size) == (32, 32) and tuple(resized.scale) == (0.3, 1.0)
     with pytest.raises(ConfigError, match="augment.preset must be one of default, report, random_crop, got 'keras'"):
         create_train_transform(load_config(None, ["augment.preset=keras"])["augment"])
+
+
+def test_the_best_epoch_is_the_one_whose_checkpoint_was_kept():
+    """An epoch within min_delta of the best is no improvement: best.pt stays the earlier epoch,
+    and done.json's best row must name that epoch, not the numerically larger later one."""
+    from fashioncomp.training.early_stopping import plateau_for
+
+    history = [{"epoch": e + 1, "val/score": s} for e, s in enumerate([0.5, 0.6, 0.6005, 0.59])]
+    keeper = plateau_for("train.checkpoint_on", "score", 0.001)
+    assert [keeper.update(row["val/score"]) for row in history] == [True, True, False, False]
+    assert keeper.best_row(history)["epoch"] == 2
+    loss_keeper = plateau_for("train.checkpoint_on", "loss", 0.001)
+    losses = [{"epoch": e + 1, "val/loss": v} for e, v in enumerate([2.0, 1.5, 1.4995, 1.6])]
+    loss_keeper.replay(losses)
+    assert loss_keeper.best_row(losses)["epoch"] == 2 and loss_keeper.bad_epochs == 2

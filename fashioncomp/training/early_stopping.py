@@ -2,7 +2,8 @@
 
 `train.early_stop_on` and `train.checkpoint_on` each name a quantity of MONITORS:
 
-    score   the validation score (mean of category accuracy and attribute mean-F1), higher is better
+    score   the validation score (mean of category accuracy and the chosen attribute F1,
+            metrics.attribute_f1), higher is better
     loss    the validation loss, sum_k c_k L_k over the held-out rows with each task's own loss and
             its fixed weight c_k (iMaterialist report: early stopping on the validation loss)
 
@@ -31,6 +32,8 @@ class Plateau:
     higher_is_better: bool = True
     best: float = math.nan
     bad_epochs: int = 0
+    epochs_seen: int = 0
+    best_index: int = 0    # the epoch (0-based) that set `best`: the one whose checkpoint was kept
 
     def __post_init__(self) -> None:
         self.best = -math.inf if self.higher_is_better else math.inf
@@ -38,8 +41,9 @@ class Plateau:
     def update(self, value: float) -> bool:
         """Record one epoch's value; True if it improved on the best by more than min_delta."""
         gain = value - self.best if self.higher_is_better else self.best - value
+        self.epochs_seen += 1
         if gain > self.min_delta:
-            self.best, self.bad_epochs = value, 0
+            self.best, self.bad_epochs, self.best_index = value, 0, self.epochs_seen - 1
             return True
         self.bad_epochs += 1
         return False
@@ -50,9 +54,9 @@ class Plateau:
             self.update(row[f"val/{self.name}"])
 
     def best_row(self, history: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """The logged epoch with the best value."""
-        pick = max if self.higher_is_better else min
-        return pick(history, key=lambda row: row[f"val/{self.name}"])
+        """The logged epoch that set the best value: the checkpoint kept as best.pt (a later epoch
+        within min_delta of it is no improvement and was not kept)."""
+        return history[self.best_index]
 
 
 def plateau_for(key: str, name: str, min_delta: float) -> Plateau:
