@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from fashioncomp.synth import generate_dataset
 
@@ -19,3 +20,13 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
     """A private, modifiable copy of the tiny dataset."""
     return Path(shutil.copytree(tiny_dataset, tmp_path / "data"))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine their spinning costs seconds
+    (use with `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

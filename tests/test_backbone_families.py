@@ -41,13 +41,7 @@ HEAD_CASES["query2label_encoder"] = ["model.head=query2label", "model.encoder_la
                                      "model.decoder_queries=group"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine their spinning costs seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(overrides, side, tasks=TASKS):

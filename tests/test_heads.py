@@ -21,13 +21,7 @@ SCHEMA = Schema(
 TASKS = build_tasks(SCHEMA, use_groups=True)  # category, group/colour, group/gender, attributes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine their spinning costs seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def head_config(name: str, **extra):

@@ -139,20 +139,11 @@ class Schema:
             gtype = spec.get("type", "multilabel")
             if gtype not in GROUP_TYPES:
                 raise SchemaError(f"{where}: type '{gtype}' is not one of {GROUP_TYPES}")
-            indices = []
-            for member in spec["attributes"]:
-                if isinstance(member, bool) or not isinstance(member, (int, str)):
-                    raise SchemaError(f"{where}: member {member!r} is neither a name nor an index")
-                if isinstance(member, str):
-                    if member not in index_of:
-                        raise SchemaError(f"{where}: unknown attribute name '{member}'")
-                    member = index_of[member]
-                if not 0 <= member < len(attributes):
-                    raise SchemaError(f"{where}: attribute index {member} out of range 0..{len(attributes) - 1}")
+            indices = _attribute_indices(spec["attributes"], index_of, len(attributes), where)
+            for member in indices:
                 if member in seen:
                     raise SchemaError(f"{where}: attribute {member} is already in group '{seen[member]}'")
                 seen[member] = name
-                indices.append(member)
             if not indices:
                 raise SchemaError(f"{where}: has no attributes")
             discovered = spec.get("discovered", False)
