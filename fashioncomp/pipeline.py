@@ -156,9 +156,13 @@ class Run:
     def stamp(self, stage: str) -> Path:
         return stamps.stamp_path(self.dir, stage)
 
+    def training_data_digests(self, data: LabelledData) -> dict[str, str]:
+        """The rows a network learns from and the shape of its outputs."""
+        return {"train.csv": labels_digest(data), "schema": stamps.digest_value(self.schema.structure())}
+
     def fold_inputs(self, data: LabelledData, folds: np.ndarray, fold: int) -> dict[str, str]:
         """What fold `fold`'s network is trained from."""
-        return {"train.csv": labels_digest(data), "schema": stamps.digest_value(self.schema.structure()),
+        return {**self.training_data_digests(data),
                 "folds.csv": stamps.digest_arrays(folds == fold), "config": self.config_digest(*TRAINING_CONFIG)}
 
     def checkpoint_digests(self, folds: Sequence[int], refit: bool = False) -> dict[str, str]:
@@ -244,8 +248,7 @@ def _check_schema_change(run_dir: Path, old: Schema, new: Schema, force: bool) -
 
 def _note_dataset_changes(run: Run, data: LabelledData, test_paths: Sequence[str]) -> None:
     """Print which dataset files changed since the last init, and what they make the stages redo."""
-    now = {"train.csv": labels_digest(data), "test.csv": stamps.digest_arrays(test_paths),
-           "schema": stamps.digest_value(run.schema.structure())}
+    now = {**run.training_data_digests(data), "test.csv": stamps.digest_arrays(test_paths)}
     path = run.stamp("init")
     changes = stamps.changed_inputs(path, now)
     if path.is_file() and changes:

@@ -21,11 +21,11 @@ import numpy as np
 
 from fashioncomp.budget.planner import refit_epoch_count
 from fashioncomp.config import ConfigError
-from fashioncomp.data.dataset_reader import read_test
+from fashioncomp.data.dataset_reader import LabelledData, read_test
 from fashioncomp.data.torch_dataset import StackedImages
 from fashioncomp.io import read_npz
 from fashioncomp import stamps
-from fashioncomp.pipeline import TRAINING_CONFIG, Run, trained_folds, fold_ensemble_probs, labels_digest
+from fashioncomp.pipeline import TRAINING_CONFIG, Run, fold_ensemble_probs, trained_folds
 from fashioncomp.tasks import encode_targets
 from fashioncomp.training.teacher import distill_targets, pseudo_labels, targets_from_probabilities
 from fashioncomp.training.train import TRAINING_OUTPUTS, FoldInputs, pick_device, train_fold
@@ -41,11 +41,10 @@ def refit_epochs(cfg: dict[str, Any]) -> int:
     return refit_epoch_count(int(cfg["train"]["epochs"]), float(rcfg["epochs_ratio"]))
 
 
-def refit_stamp_inputs(run: Run) -> dict[str, str]:
+def refit_stamp_inputs(run: Run, data: LabelledData) -> dict[str, str]:
     """What the refit learns from: the rows, the recipe and, when taught, the folds' outputs."""
     rcfg = run.config["refit"]
-    inputs = {"train.csv": labels_digest(run.train_data()), "schema": stamps.digest_value(run.schema.structure()),
-              "config": run.config_digest(*TRAINING_CONFIG, "refit")}
+    inputs = {**run.training_data_digests(data), "config": run.config_digest(*TRAINING_CONFIG, "refit")}
     if rcfg["distill"] > 0:
         inputs["oof.npz"] = stamps.digest_file(run.dir / "oof.npz")
     if rcfg["pseudo_label"]:
@@ -54,11 +53,10 @@ def refit_stamp_inputs(run: Run) -> dict[str, str]:
     return inputs
 
 
-def taught_inputs(run: Run) -> FoldInputs:
-    """The refit's rows and targets: every training row (labels, distilled if asked) plus the
-    confident test images under pseudo-labels."""
+def taught_inputs(run: Run, data: LabelledData) -> FoldInputs:
+    """The refit's rows and targets: every training row of `data` (labels, distilled if asked)
+    plus the confident test images under pseudo-labels."""
     rcfg = run.config["refit"]  # its ranges are checked when the config is loaded (config_ranges)
-    data = run.train_data()
     images, _ = run.images(data.file_paths)
     targets, masks = encode_targets(data, run.tasks)
     n_train = len(data)
@@ -98,10 +96,12 @@ def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | 
         print("refit: off (refit.enabled: false)")
         return None
     out = run.refit_dir
-    if stamps.training_up_to_date("refit", run.stamp("refit"), refit_stamp_inputs(run), out, TRAINING_OUTPUTS, force):
+    data = run.train_data()
+    if stamps.training_up_to_date("refit", run.stamp("refit"), refit_stamp_inputs(run, data), out, TRAINING_OUTPUTS,
+                                  force):
         print(f"refit: already trained ({out})")
         return out / "best.pt"
-    inputs = taught_inputs(run)
+    inputs = taught_inputs(run, data)
     rows = len(inputs.train_index)
     epochs, time_limit = refit_epochs(cfg), None
     if run.plan is not None:

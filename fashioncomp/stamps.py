@@ -62,20 +62,21 @@ def stamp_path(run_dir: Path, stage: str) -> Path:
     return Path(run_dir) / "stamps" / f"{stage}.json"
 
 
+def recorded_inputs(path: Path) -> dict[str, str]:
+    """The digests a stage recorded in `path`; {} without a record."""
+    return read_json(path).get("inputs", {}) if path.is_file() else {}
+
+
 def changed_inputs(path: Path, inputs: Mapping[str, str]) -> list[str]:
     """Names of the inputs whose digest differs from the recorded one; [NO_RECORD] without a record."""
     if not path.is_file():
         return [NO_RECORD]
-    recorded = read_json(path).get("inputs", {})
+    recorded = recorded_inputs(path)
     return sorted(k for k in set(recorded) | set(inputs) if recorded.get(k) != inputs.get(k))
 
 
 def record(path: Path, inputs: Mapping[str, str]) -> None:
     write_json(path, {"inputs": dict(inputs)})
-
-
-def forget(path: Path) -> None:
-    path.unlink(missing_ok=True)
 
 
 def up_to_date(label: str, path: Path, inputs: Mapping[str, str], outputs: Sequence[Path], force: bool) -> bool:
@@ -88,9 +89,13 @@ def up_to_date(label: str, path: Path, inputs: Mapping[str, str], outputs: Seque
     if have_outputs and not changes:
         return True
     if have_outputs:
-        print(f"{label}: redone: {', '.join(changes)} changed" if changes != [NO_RECORD]
-              else f"{label}: redone: {NO_RECORD} (made by an older fashioncomp or interrupted)")
+        _say_redone(label, changes)
     return False
+
+
+def _say_redone(label: str, changes: list[str]) -> None:
+    print(f"{label}: redone: {', '.join(changes)} changed" if changes != [NO_RECORD]
+          else f"{label}: redone: {NO_RECORD} (made by an older fashioncomp or interrupted)")
 
 
 def training_up_to_date(label: str, path: Path, inputs: Mapping[str, str], out_dir: Path, outputs: Sequence[str],
@@ -108,8 +113,7 @@ def training_up_to_date(label: str, path: Path, inputs: Mapping[str, str], out_d
     if is_main:
         if started and (changes or force):
             if changes and not force:
-                print(f"{label}: redone: " + (f"{', '.join(changes)} changed" if changes != [NO_RECORD] else
-                                               f"{NO_RECORD} (made by an older fashioncomp)"))
+                _say_redone(label, changes)
             for name in outputs:
                 (out_dir / name).unlink(missing_ok=True)
         record(path, inputs)

@@ -111,7 +111,7 @@ def _load_oof(run: Run, missing: list[str]) -> OOF | None:
     if labels is None:
         return None
     trained = [k for k in range(run.n_folds) if (run.fold_dir(k) / "best.pt").is_file()]
-    recorded = _recorded_inputs(run, "oof")
+    recorded = stamps.recorded_inputs(run.stamp("oof"))
     now = run.checkpoint_digests(trained)
     stale = {k for k in trained if recorded.get(f"fold_{k}/best.pt") != now[f"fold_{k}/best.pt"]}
     if stale:
@@ -136,15 +136,10 @@ def _load_oof(run: Run, missing: list[str]) -> OOF | None:
     return result
 
 
-def _recorded_inputs(run: Run, stage: str) -> dict[str, str]:
-    """The input digests `stage` recorded (fashioncomp.stamps); {} when it has no record."""
-    return read_json(run.stamp(stage)).get("inputs", {}) if run.stamp(stage).is_file() else {}
-
-
 def _load_optional_json(run: Run, name: str, stage: str, missing: list[str], what: str) -> dict[str, Any] | None:
     path = run.dir / name
     if path.is_file():
-        recorded = _recorded_inputs(run, stage).get("oof.npz")
+        recorded = stamps.recorded_inputs(run.stamp(stage)).get("oof.npz")
         if recorded is not None and recorded != stamps.digest_file(run.dir / "oof.npz"):
             missing.append(f"`{name}` was not made from the current `oof.npz` (rerun {_command(run, stage)})")
         return read_json(path)
