@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -18,7 +19,7 @@ from fashioncomp.kaggle import kernel_script
 from fashioncomp.kaggle.__main__ import main as kaggle_main
 from fashioncomp.kaggle.bundle import requirements
 from fashioncomp.kaggle.push import KaggleSetupError, wait_until_ready
-from fashioncomp.kaggle.weights import WeightsError, attach_weights
+from fashioncomp.kaggle.weights import WeightsError, attach_weights, export_weights
 from fashioncomp.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,6 +207,130 @@ def test_build_inference_needs_a_finished_run(tmp_path: Path, capsys: pytest.Cap
                "--competition", COMPETITION, "--kernel-id", KERNEL_ID, "--weights-out", tmp_path / "w",
                "--out", tmp_path / "k")
     assert code == 2 and "is not a run directory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ folds across kernels
+
+
+@pytest.fixture(scope="module")
+def split_kernels(trained_kernel: SimpleNamespace) -> SimpleNamespace:
+    """The trained kernel's recipe as two kernels: fold 0, then fold 1 with the first one's output attached."""
+    k = trained_kernel
+    base = k.base / "split"
+    input_root = base / "input"
+    shutil.copytree(k.input_root / COMPETITION, input_root / COMPETITION)
+    runs = {}
+    for fold, sources in ((0, []), (1, ["--kernel-sources", "tester/fashioncomp-tiny-fold0"])):
+        build = base / f"build-fold{fold}"
+        assert cli("build", "--config", REPO / "configs" / "default.yaml", "--competition", COMPETITION,
+                   "--kernel-id", f"tester/fashioncomp-tiny-fold{fold}", *TINY, "--folds", fold, *sources,
+                   "--out", build) == 0
+        working = base / f"working-fold{fold}"
+        runs[fold] = run_kernel(build / f"fashioncomp-tiny-fold{fold}.py", base, input_root, working)
+        if fold == 0 and runs[0].returncode == 0:  # Kaggle mounts a kernel's output at <input>/<kernel slug>
+            shutil.copytree(working, input_root / "fashioncomp-tiny-fold0")
+    return SimpleNamespace(first=runs[0], second=runs[1], working=[base / "working-fold0", base / "working-fold1"],
+                           input_root=input_root)
+
+
+def test_split_kernels_give_the_submission_of_one_kernel(split_kernels: SimpleNamespace,
+                                                          trained_kernel: SimpleNamespace) -> None:
+    first, second = split_kernels.first, split_kernels.second
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    # the first kernel trains fold 0 only, leaves its run for the next one and no submission
+    run0 = split_kernels.working[0] / "runs" / "default"
+    assert (run0 / "fold_0" / "done.json").is_file() and not (run0 / "fold_1").exists()
+    assert not (split_kernels.working[0] / "category.csv").exists() and "== oof" not in first.stdout
+    assert "--kernel-sources tester/fashioncomp-tiny-fold0" in first.stdout
+
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "attached folds: fold 0 <- " in second.stdout
+    assert "train: fold 0 already trained" in second.stdout and "train: fold 1: " in second.stdout
+    assert "train: fold 0: " not in second.stdout, "the attached fold is not trained again"
+    for name in ("category.csv", "attribute.csv"):  # per-fold seeds: the same networks, the same answers
+        assert (split_kernels.working[1] / name).read_bytes() == (trained_kernel.working / name).read_bytes()
+    for done in (first, second, trained_kernel.done):  # albumentations' update check is off in every stage
+        assert "Error fetching version info" not in done.stdout + done.stderr
+        assert "new version of Albumentations" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("overrides, changed", [(["train.lr=0.01"], "config"), (["split.seed=7"], "folds.csv")])
+def test_attached_folds_from_another_recipe_are_refused(split_kernels: SimpleNamespace, tmp_path: Path,
+                                                        overrides: list, changed: str) -> None:
+    from fashioncomp.kaggle.attached_folds import AttachedFoldError, adopt_folds
+    from fashioncomp.pipeline import init_run, stage_split
+
+    assert split_kernels.first.returncode == 0
+    tiny = [value for value in TINY if value != "--set"]
+    run = init_run(tmp_path / "run", split_kernels.input_root / COMPETITION, REPO / "configs" / "default.yaml",
+                   [*tiny, *overrides])
+    stage_split(run)
+    with pytest.raises(AttachedFoldError, match=f"fold_0: trained from other inputs than this run's \\({changed} differ"):
+        adopt_folds(run.dir, [split_kernels.working[0] / "runs" / "default"])
+    assert not (run.dir / "fold_0").exists()
+
+
+def test_attached_folds_take_a_sound_fold_and_refuse_a_damaged_one(split_kernels: SimpleNamespace,
+                                                                    tmp_path: Path) -> None:
+    from fashioncomp import stamps
+    from fashioncomp.kaggle.attached_folds import adopt_folds
+    from fashioncomp.pipeline import TRAINING_OUTPUTS, init_run, stage_split
+    from fashioncomp.training.checkpoint import CheckpointError
+
+    assert split_kernels.first.returncode == 0
+    tiny = [value for value in TINY if value != "--set"]
+    source = Path(shutil.copytree(split_kernels.working[0] / "runs" / "default", tmp_path / "source"))
+    run = init_run(tmp_path / "run", split_kernels.input_root / COMPETITION, REPO / "configs" / "default.yaml", tiny)
+    stage_split(run)
+    assert adopt_folds(run.dir, [source]) == {0: source}
+    data = run.train_data()
+    assert stamps.training_up_to_date("fold 0", run.stamp("fold_0"), run.fold_inputs(data, run.folds(data), 0),
+                                      run.fold_dir(0), TRAINING_OUTPUTS, force=False), "the train stage skips it"
+    assert not (run.fold_dir(0) / "last.pt").exists()
+
+    best = source / "fold_0" / "best.pt"
+    best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    damaged = init_run(tmp_path / "run2", split_kernels.input_root / COMPETITION, REPO / "configs" / "default.yaml", tiny)
+    stage_split(damaged)
+    with pytest.raises(CheckpointError, match="damaged or not a checkpoint"):
+        adopt_folds(damaged.dir, [source])
+    assert not (damaged.dir / "fold_0").exists()
+
+
+def test_inference_kernel_requires_only_what_inference_imports(trained_kernel: SimpleNamespace, tiny_dataset: Path,
+                                                               tmp_path: Path) -> None:
+    """attach-weights, predict and make_submission, run in a fresh interpreter, import every
+    distribution the inference kernel requires and none of those it leaves out (e.g. the split's
+    iterative-stratification). Blocking imports instead would break torch, which probes optional
+    packages with find_spec."""
+    assert trained_kernel.done.returncode == 0
+    required = {canonical_dist(r["dist"]) for r in requirements(mode="inference")}
+    setup_cfg = {canonical_dist(r["dist"]) for r in requirements()}
+    assert "iterative-stratification" in setup_cfg - required and {"torch", "timm"} <= required
+    export_weights(trained_kernel.working / "runs" / "default", tmp_path / "weights", WEIGHTS_ID, "w")
+    code = f"""
+import importlib.metadata, json, sys
+import fashioncomp.cli, fashioncomp.kaggle.__main__  # the entry points of `python -m fashioncomp` and of attach-weights
+from fashioncomp.kaggle.weights import attach_weights
+from fashioncomp.make_submission import make_submission
+from fashioncomp.pipeline import Run, stage_predict
+run = Run(attach_weights({str(tmp_path / "weights")!r}, {str(tiny_dataset)!r}, {str(tmp_path / "run")!r}))
+stage_predict(run)
+make_submission(run, {str(tmp_path / "submissions")!r})
+dists_of = importlib.metadata.packages_distributions()  # top-level module -> distributions
+print("IMPORTED", json.dumps(sorted({{d for name in list(sys.modules) for d in dists_of.get(name, [])}})))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert (tmp_path / "submissions" / "run" / "category.csv").is_file()
+    imported = {canonical_dist(d) for d in json.loads(done.stdout.split("IMPORTED ", 1)[1])}
+    assert imported & setup_cfg == required, "the inference kernel requires exactly what inference imports"
+
+
+def canonical_dist(name: str) -> str:
+    """PEP 503 normalised distribution name: 'PyYAML' and 'pyyaml' are one distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 # ------------------------------------------------------------------------------ the script's helpers

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
 from fashioncomp.data.dataset_reader import DatasetError, LabelledData
 
@@ -21,6 +20,10 @@ def make_folds(data: LabelledData, num_categories: int, n_folds: int, seed: int)
         raise DatasetError(f"split.n_folds must be at least 2, got {n_folds}")
     if len(data) < n_folds:
         raise DatasetError(f"train.csv has {len(data)} rows, fewer than split.n_folds={n_folds}")
+    # imported here: only the split stage needs iterative-stratification; the pipeline module that
+    # every stage imports (and so an inference kernel) starts without it
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
     labels = stratification_matrix(data, num_categories)
     folds = np.full(len(data), -1, dtype=np.int64)
     splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)

@@ -18,6 +18,7 @@ background of product photos.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Callable
 
 from fashioncomp.config import ConfigError
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import albumentations as A
 
 WHITE = (255, 255, 255)
+NO_UPDATE_CHECK_ENV = "NO_ALBUMENTATIONS_UPDATE"  # albumentations' switch for its update check
 
 # name -> (albumentations module, cv2 module, augment section, image side) -> geometric steps
 Preset = Callable[[Any, Any, dict[str, Any], "int | None"], list["A.BasicTransform"]]
@@ -96,6 +98,9 @@ def create_train_transform(aug: dict[str, Any], seed: int | None = None, image_s
     check_preset(aug["preset"])
     # imported here: only the stages that train need albumentations and OpenCV; oof, thresholds,
     # predict, submission and report start without them (about 0.4 s each)
+    # albumentations asks PyPI for a newer version on import; offline (a Kaggle kernel) that prints
+    # "Error fetching version info" in every training stage. A value the user set is kept.
+    os.environ.setdefault(NO_UPDATE_CHECK_ENV, "1")
     import albumentations as A
     import cv2
 

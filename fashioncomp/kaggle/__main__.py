@@ -6,7 +6,7 @@ import shlex
 import sys
 from typing import Any
 
-from fashioncomp.cli import run_cli
+from fashioncomp.cli import fold_list, run_cli
 
 
 def _refs(text: str) -> list[str]:
@@ -19,13 +19,27 @@ def _add_kernel_options(parser: argparse.ArgumentParser, default_out: str) -> No
     parser.add_argument("--dataset-sources", type=_refs, default=[], metavar="OWNER/SLUG,...",
                         help="further datasets to attach (comma-separated)")
     parser.add_argument("--kernel-sources", type=_refs, default=[], metavar="OWNER/SLUG,...",
-                        help="kernels whose output to attach (comma-separated)")
+                        help="kernels whose output to attach (comma-separated); a training kernel takes the finished "
+                             "folds of their runs/<name>/ and trains only the missing ones")
     parser.add_argument("--wheels-dataset", metavar="OWNER/SLUG",
                         help="dataset of wheels; missing packages are pip-installed from it offline")
     parser.add_argument("--data-subdir", default="", help="folder inside the competition data holding train.csv/test.csv")
     parser.add_argument("--gpu", action="store_true", help="run the kernel on a GPU")
     parser.add_argument("--public", action="store_true", help="make the kernel public (default: private)")
     parser.add_argument("--out", default=default_out, help=f"kernel folder to write (default: {default_out})")
+    _add_data_options(parser)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """What the kernel does with the competition's data and with its submission."""
+    parser.add_argument("--convert", metavar="NAME",
+                        help="run `python -m fashioncomp.convert NAME <competition data> <working>/data` first and "
+                             "use its output as the dataset (e.g. deepfashion)")
+    parser.add_argument("--convert-options", default="", metavar='"..."',
+                        help="further arguments of the converter, one quoted string")
+    parser.add_argument("--code-competition", action="store_true",
+                        help="the kernel is the submission: it writes Kaggle's submission.csv (needs a one-file "
+                             "submission.format)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.epochs=3 (repeatable)")
     build.add_argument("--name", help="run name inside the kernel (default: the recipe's file name)")
+    build.add_argument("--folds", type=fold_list, metavar="0,1",
+                       help="train only these folds; the kernel that completes the folds (with those of "
+                            "--kernel-sources) makes the submission (default: all)")
+    build.add_argument("--budget", metavar="DURATION",
+                       help="wall-clock budget of the whole run, e.g. 11h (= --set budget.minutes=...; "
+                            "as run_all.sh --budget)")
     _add_kernel_options(build, "build/kaggle")
     infer = sub.add_parser("build-inference", help="weights dataset from a finished run + a kernel that only predicts")
     infer.add_argument("--run", required=True, help="finished run directory, e.g. runs/default")
@@ -59,7 +79,8 @@ def _spec(args: argparse.Namespace) -> Any:
 
     return KernelSpec(competition=args.competition, kernel_id=args.kernel_id, dataset_sources=args.dataset_sources,
                       kernel_sources=args.kernel_sources, wheels_dataset=args.wheels_dataset, gpu=args.gpu,
-                      private=not args.public, data_subdir=args.data_subdir)
+                      private=not args.public, data_subdir=args.data_subdir, convert=args.convert,
+                      convert_options=args.convert_options, code_competition=args.code_competition)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             from fashioncomp.kaggle.build import build_kernel
 
-            return build_kernel(args.config, _spec(args), args.out, args.overrides, args.name, command)
+            return build_kernel(args.config, _spec(args), args.out, args.overrides, args.name, command,
+                                folds=args.folds, budget=args.budget)
         if args.command == "build-inference":
             from fashioncomp.kaggle.build import build_inference
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,11 @@ from fashioncomp.config import dump_config, load_config
 from fashioncomp.io import write_json, write_text
 from fashioncomp.kaggle.bundle import BuildError, join_refs, payload_files, render_script, requirements
 from fashioncomp.kaggle.weights import DATASET_METADATA, export_weights
+
+# until the submission-formats branch provides fashioncomp.submission.submission_files /
+# CODE_COMPETITION_FILE: today's two CSVs, and the one file Kaggle's code competitions read
+DEFAULT_SUBMISSION_FILES = ("category.csv", "attribute.csv")
+KAGGLE_CODE_SUBMISSION = "submission.csv"
 
 KERNEL_METADATA = "kernel-metadata.json"
 OWNER_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]{2,49}")
@@ -35,9 +41,39 @@ def title_for(ref: str) -> str:
     return ref.rpartition("/")[2].replace("-", " ")
 
 
+def submission_files(config: dict[str, Any]) -> tuple[str, ...]:
+    """The files the config's submission format writes (the kernel copies them to its working root)."""
+    try:
+        from fashioncomp.submission import submission_files as format_files
+    except ImportError:  # fallback until the submission formats land: the one format there is
+        return DEFAULT_SUBMISSION_FILES
+    return tuple(format_files(config))
+
+
+def code_competition_file() -> str:
+    try:
+        from fashioncomp.submission import CODE_COMPETITION_FILE
+    except ImportError:  # fallback until the submission formats land
+        return KAGGLE_CODE_SUBMISSION
+    return str(CODE_COMPETITION_FILE)
+
+
+def check_converter(name: str) -> str:
+    """`--convert NAME`: a converter this fashioncomp has (the kernel runs `python -m fashioncomp.convert NAME`)."""
+    try:
+        from fashioncomp.convert import CONVERTERS
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("fashioncomp.convert", "fashioncomp"):
+            raise
+        raise BuildError(f"--convert {name}: this fashioncomp has no converters (fashioncomp.convert)") from None
+    if name not in CONVERTERS:
+        raise BuildError(f"--convert: unknown converter '{name}'; known: {', '.join(sorted(CONVERTERS))}")
+    return name
+
+
 @dataclass
 class KernelSpec:
-    """Where the kernel lives on Kaggle and what is attached to it."""
+    """Where the kernel lives on Kaggle, what is attached to it and how its data and submission are shaped."""
 
     competition: str
     kernel_id: str
@@ -47,6 +83,9 @@ class KernelSpec:
     gpu: bool = False
     private: bool = True
     data_subdir: str = ""
+    convert: str | None = None          # converter run on the competition data before the pipeline
+    convert_options: str = ""           # its options, one shell-quoted string
+    code_competition: bool = False      # the kernel's output is the submission: one submission.csv
 
     def check(self) -> None:
         check_ref(self.competition, "--competition", owner=False)
@@ -59,6 +98,28 @@ class KernelSpec:
             check_ref(self.wheels_dataset, "--wheels-dataset")
         if Path(self.data_subdir).is_absolute() or ".." in Path(self.data_subdir).parts:
             raise BuildError(f"--data-subdir: '{self.data_subdir}' must be a relative path inside the competition data")
+        if self.convert:
+            check_converter(self.convert)
+        elif self.convert_options:
+            raise BuildError("--convert-options needs --convert NAME")
+        self.converter_args()
+
+    def converter_args(self) -> list[str]:
+        try:
+            return shlex.split(self.convert_options)
+        except ValueError as exc:
+            raise BuildError(f"--convert-options: {exc} in '{self.convert_options}'") from None
+
+    def submission_outputs(self, config: dict[str, Any]) -> dict[str, str]:
+        """File the config's format writes -> its name in the working root (Kaggle's name in a code competition)."""
+        files = submission_files(config)
+        if not self.code_competition:
+            return {name: name for name in files}
+        if len(files) != 1:
+            raise BuildError(f"--code-competition: Kaggle reads one {code_competition_file()}, but the submission "
+                             f"format writes {len(files)} files ({', '.join(files)}); choose a one-file format with "
+                             "--set submission.format=... (see README, Submission formats)")
+        return {files[0]: code_competition_file()}
 
     @property
     def code_file(self) -> str:
@@ -80,11 +141,14 @@ class KernelSpec:
             "kernel_sources": join_refs(self.kernel_sources),
         }
 
-    def settings(self, mode: str, run_name: str, **extra: Any) -> dict[str, Any]:
+    def settings(self, mode: str, run_name: str, config: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """What the script needs to know at run time."""
-        return {"title": title_for(self.kernel_id), "mode": mode, "competition": self.competition,
-                "data_subdir": self.data_subdir, "wheels_dataset": self.wheels_dataset, "run_name": run_name,
-                **extra, "requirements": requirements()}
+        convert = {"name": self.convert, "options": self.converter_args()} if self.convert else None
+        return {"title": title_for(self.kernel_id), "kernel_id": self.kernel_id, "mode": mode,
+                "competition": self.competition, "data_subdir": self.data_subdir, "convert": convert,
+                "wheels_dataset": self.wheels_dataset, "kernel_sources": list(self.kernel_sources),
+                "run_name": run_name, "submission_outputs": self.submission_outputs(config),
+                **extra, "requirements": requirements(mode=mode)}
 
 
 def fresh_output_dir(path: Path | str, marker: str) -> Path:
@@ -110,16 +174,36 @@ def _write_kernel(out_dir: Path | str, spec: KernelSpec, settings: dict[str, Any
     return out
 
 
+def check_folds(folds: Sequence[int], config: dict[str, Any]) -> list[int]:
+    """`--folds`: folds the recipe can have (with a budget, the plan picks the count among budget.folds)."""
+    planned = config["budget"]["folds"] if config["budget"]["minutes"] is not None else []
+    most, key = (max(int(n) for n in planned), "budget.folds") if planned else (int(config["split"]["n_folds"]), "split.n_folds")
+    wrong = [k for k in folds if not 0 <= k < most]
+    if not folds or wrong:
+        raise BuildError(f"--folds: {'fold(s) ' + ', '.join(map(str, wrong)) if wrong else 'no fold'} given; "
+                         f"this recipe has folds 0..{most - 1} ({key})")
+    return sorted(set(folds))
+
+
 def build_kernel(config_path: Path | str | None, spec: KernelSpec, out_dir: Path | str = "build/kaggle",
-                 overrides: Sequence[str] = (), run_name: str | None = None, command: str = "") -> Path:
-    """A kernel that runs the whole pipeline on the competition data and leaves the two CSVs."""
+                 overrides: Sequence[str] = (), run_name: str | None = None, command: str = "",
+                 folds: Sequence[int] | None = None, budget: str | None = None) -> Path:
+    """A kernel that runs the pipeline on the competition data and leaves the submission files.
+
+    `folds`: train only these; the kernel that ends with every fold trained (its own and those
+    picked up from `spec.kernel_sources`) goes on to the submission. `budget`: budget.minutes, the
+    whole run's wall-clock budget (as run_all.sh --budget)."""
     spec.check()
+    if budget is not None:
+        overrides = [*overrides, f"budget.minutes={budget}"]
     config = load_config(config_path, overrides)  # validated here, not after the upload
     if config["model"].get("checkpoint"):
         print(f"note: model.checkpoint={config['model']['checkpoint']} must exist inside the kernel: attach it as a "
               "dataset and point the key at /kaggle/input/<slug>/<file> with --set")
     name = run_name or (Path(config_path).stem if config_path else "default")
-    return _write_kernel(out_dir, spec, spec.settings("train", name), dump_config(config), command)
+    settings = spec.settings("train", name, config, folds=None if folds is None else check_folds(folds, config),
+                             n_folds=int(config["split"]["n_folds"]), budget=config["budget"]["minutes"])
+    return _write_kernel(out_dir, spec, settings, dump_config(config), command)
 
 
 def build_inference(run_dir: Path | str, dataset_id: str, spec: KernelSpec,
@@ -129,8 +213,11 @@ def build_inference(run_dir: Path | str, dataset_id: str, spec: KernelSpec,
     spec.check()
     check_ref(dataset_id, "--dataset-id")
     run_dir = Path(run_dir)
+    if (run_dir / "config.yaml").is_file():  # a submission the kernel cannot hand in: refused before any copy
+        spec.submission_outputs(load_config(run_dir / "config.yaml"))
     weights = export_weights(run_dir, fresh_output_dir(weights_out, DATASET_METADATA), dataset_id, title_for(dataset_id))
-    settings = spec.settings("inference", run_dir.name, weights_dataset=dataset_id)
+    config = load_config(weights / "config.yaml")
+    settings = spec.settings("inference", run_dir.name, config, weights_dataset=dataset_id)
     kernel = _write_kernel(out_dir, spec, settings, (weights / "config.yaml").read_text(), command, [dataset_id],
                            upload_first=[weights])
     return weights, kernel

@@ -26,17 +26,28 @@ PAYLOAD_LINE = 'PAYLOAD = ""  # @build: payload'
 # Kaggle's Python image carries torch, pandas, sklearn, ...; these may be absent or too old there
 LIKELY_MISSING_ON_KAGGLE = ("timm", "albumentations", "iterative-stratification")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same sources give the same script
+# kernel mode -> install_requires it can do without: an inference kernel runs only attach-weights,
+# predict and make_submission, which never import the split's stratifier (nor scikit-learn, which
+# only the stratifier imports), the training augmentation or the report's plots
+# (tests/test_kaggle.py runs them with these blocked and checks that they import all the others)
+NOT_IMPORTED_BY_MODE: dict[str, tuple[str, ...]] = {
+    "train": (),
+    "inference": ("iterative-stratification", "scikit-learn", "albumentations", "matplotlib"),
+}
 
 
 class BuildError(UserError):
     """The kernel or dataset cannot be built from these inputs."""
 
 
-def requirements(setup_cfg: Path = REPO_ROOT / "setup.cfg") -> list[dict[str, str | None]]:
-    """install_requires of setup.cfg as {dist, min, spec}; the kernel checks only lower bounds.
+def requirements(setup_cfg: Path = REPO_ROOT / "setup.cfg", mode: str = "train") -> list[dict[str, str | None]]:
+    """install_requires of setup.cfg as {dist, min, spec}, without those a kernel of `mode` never
+    imports (NOT_IMPORTED_BY_MODE); the kernel checks only lower bounds.
 
     Upper caps there pin the builds of the development machines; Kaggle's image may be newer.
     """
+    if mode not in NOT_IMPORTED_BY_MODE:
+        raise ValueError(f"unknown kernel mode {mode!r}; known: {', '.join(NOT_IMPORTED_BY_MODE)}")
     if not setup_cfg.is_file():
         raise BuildError(f"{setup_cfg}: file not found; build kernels from a fashioncomp checkout (pip install -e .)")
     parser = configparser.ConfigParser()
@@ -53,7 +64,7 @@ def requirements(setup_cfg: Path = REPO_ROOT / "setup.cfg") -> list[dict[str, st
         out.append({"dist": dist, "min": minimum, "spec": f"{dist}>={minimum}" if minimum else dist})
     if not out:
         raise BuildError(f"{setup_cfg}: no [options] install_requires found")
-    return out
+    return [req for req in out if req["dist"] not in NOT_IMPORTED_BY_MODE[mode]]
 
 
 def payload_files(config_text: str) -> dict[str, bytes]:
@@ -87,8 +98,20 @@ def _header(settings: dict[str, Any], command: str) -> str:
         "Rebuild instead of editing: the package, pipelines/ and the config are in PAYLOAD below.",
         f"Competition data: {settings['competition']}" + (f" (subfolder {settings['data_subdir']})" if settings.get("data_subdir") else ""),
     ]
+    if settings.get("convert"):
+        convert = settings["convert"]
+        lines.append(f"Converted first: python -m fashioncomp.convert {convert['name']} <data> <working>/data "
+                     + " ".join(convert["options"]))
     if settings.get("weights_dataset"):
         lines.append(f"Checkpoints: dataset {settings['weights_dataset']}")
+    if settings.get("folds") is not None:
+        lines.append(f"Trains folds {', '.join(map(str, settings['folds']))} only; the submission comes from the kernel "
+                     "that completes the folds")
+    if settings.get("kernel_sources") and settings["mode"] == "train":
+        lines.append(f"Finished folds taken from the outputs of: {', '.join(settings['kernel_sources'])}")
+    if settings.get("budget"):
+        lines.append(f"Budget of the whole run: {settings['budget']} (budget.minutes)")
+    lines.append("Submission files: " + ", ".join(settings["submission_outputs"].values()))
     lines += [
         "Python packages needed, checked before anything runs:",
         *textwrap.wrap("often missing from Kaggle's image: " + ", ".join(s for s, missing in specs if missing), 96,
