@@ -43,6 +43,8 @@ from fashioncomp.textfile import read_text_file
 REPO = Path(__file__).resolve().parents[1]
 CATEGORY = ("category_accuracy", "category acc")
 LABEL_FILES = ("train.csv", "test.csv", "schema.json")
+# score_submission reads category.csv and attribute.csv by file_path, whatever format the recipe chose
+TWO_CSV = ("--set", "submission.format=two_csv", "--set", "submission.image_id=path")
 
 
 class FrontierError(UserError):
@@ -154,7 +156,7 @@ def run_frontier(data_root: Path, config: Path, budgets: Sequence[float], work: 
         def recipe() -> Point:
             wall = _timed_command(["bash", REPO / "pipelines" / "run_all.sh", "--data", view, "--config", config,
                                    "--budget", f"{minutes:g}m", "--name", name, "--runs", work / "runs",
-                                   "--out", work / "subs", *sets], work / "logs" / f"{name}.txt")
+                                   "--out", work / "subs", *sets, *TWO_CSV], work / "logs" / f"{name}.txt")
             return Point("recipe", minutes, wall, score_submission(labels, work / "subs" / name))
 
         points.append(cached_point(work, name, recipe))
