@@ -71,7 +71,7 @@ def make_deepfashion(root: Path) -> Path:
                [f"{name:<29}{kind}" for name, kind in ATTRIBUTES])
     write_list(root / "Anno" / "list_category_img.txt", "image_name  category_label",
                [f"{n:<60}{category_id(i)}" for i, n in enumerate(names, start=1)])
-    write_list(root / "Anno" / "list_attr_img.txt", "image_name  attribute_labels",
+    write_list(root / "Anno" / "list_attr_img.txt", "image_name  attribute_labels      5 entries",
                [f"{n:<60}" + " ".join(f"{v:>2}" for v in attribute_values(i)) for i, n in enumerate(names, start=1)])
     write_list(root / "Eval" / "list_eval_partition.txt", "image_name  evaluation_status",
                [f"{n:<60}{PARTITION[i]}" for i, n in enumerate(names, start=1)])
@@ -298,6 +298,14 @@ def test_destination_holding_another_dataset_needs_force(deepfashion_src: Path, 
         convert("deepfashion", deepfashion_src, foreign, force=True)
     assert (foreign / "notes.txt").read_text() == "keep me" and not (foreign / "train.csv").exists()
 
+    # replaced by a conversion without test rows and other image folders: the old links and test.csv go
+    other = tmp_path / "other"
+    make_images(other / "photos", ["q.jpg"])
+    (other / "t.csv").write_text("image,cat,attrs\nphotos/q.jpg,a,x\n")
+    convert("csv", other, dst, force=True, table="t.csv", image_col="image", category_col="cat", attributes_col="attrs")
+    assert sorted(p.name for p in dst.iterdir()) == ["conversion.json", "photos", "schema.json", "train.csv"]
+    assert json.loads((dst / "conversion.json").read_text())["converter"] == "csv"
+
 
 def test_python_api_checks_converter_and_options(deepfashion_src: Path, tmp_path: Path) -> None:
     assert set(CONVERTERS) >= {"deepfashion", "csv", "json"}
@@ -365,6 +373,7 @@ def test_bad_deepfashion_input_is_one_error_line(case: str, tmp_path: Path, caps
 
 BAD_TABLES = {
     "missing column": (["--category-col", "kind"], r"labels.csv: no column 'kind' \(--category-col\); columns: "),
+    "images outside": (["--images", ".."], r"--images \.\.: must be a folder inside SRC"),
     "split value": (["--split-col", "split"], r"labels.csv line 5: split 'val' in column 'split' is none of "
                                               r"--train-values train; --test-values test; --drop-values \(none\)"),
     "missing image": (["--image-pattern", "{}.jpg"], r"6 of 6 listed images are missing under .*src: "

@@ -17,7 +17,8 @@ from typing import Any
 # the converters register themselves on import
 from fashioncomp.convert import deepfashion, table  # noqa: F401
 from fashioncomp.convert.converted import ConvertError
-from fashioncomp.convert.registry import CONVERTERS, get_converter, source_dir
+from fashioncomp.convert.registry import CONVERTERS, get_converter
+from fashioncomp.convert.source import source_dir
 from fashioncomp.convert.writer import write_converted
 
 __all__ = ["CONVERTERS", "ConvertError", "convert"]
@@ -34,7 +35,8 @@ def convert(name: str, src: Path | str, dst: Path | str, force: bool = False, **
     dst = write_converted(dataset, Path(dst), identity, force)
     for note in dataset.notes:
         print(f"convert {name}: {note}")
-    links = ", ".join(sorted({p.split("/")[0] for p in (r.path for r in dataset.train + dataset.test)}))
+    links = sorted({row.path.split("/")[0] for row in dataset.train + dataset.test})
+    shown = ", ".join(links[:3]) + (f", ... ({len(links)} links)" if len(links) > 3 else "")
     print(f"convert {name}: wrote {dst}/train.csv, {'test.csv, ' if dataset.test else ''}schema.json; "
-          f"images linked from {dataset.image_base} ({links})")
+          f"images linked from {dataset.image_base} ({shown})")
     return dst

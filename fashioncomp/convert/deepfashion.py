@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from fashioncomp.convert.converted import UNKNOWN_ATTRIBUTES, ConvertedDataset, ConvertError, ImageRow
 from fashioncomp.convert.listfile import ListFile
 from fashioncomp.convert.registry import Option, register_converter
+from fashioncomp.convert.source import folder_in_source
 from fashioncomp.convert.vocabulary import unique_names
 from fashioncomp.data.schema import AttributeGroup, Schema
 
@@ -162,7 +163,7 @@ def _check_listed(partition: dict[str, Listed], labels: dict[str, Listed], listi
 def _image_base(src: Path, images: str | None, first_name: str) -> Path:
     top = PurePosixPath(first_name).parts[0]
     if images is not None:
-        base = src / images
+        base = folder_in_source(src, images, "images")
         if not (base / top).exists():
             raise ConvertError(f"{base / top} not found (--images {images}: the folder holding '{top}')")
         return base

@@ -34,7 +34,8 @@ class ListFile:
         if not count_text.isdigit():
             raise ConvertError(f"{self.where(1)}: expected the number of rows, got '{count_text[:60]}'")
         header = next(lines, "").split()
-        if [h.lower() for h in header] != [h.lower() for h in self.header]:
+        # the expected names first; anything after them is a note (some copies add "1000 entries")
+        if [h.lower() for h in header[:len(self.header)]] != [h.lower() for h in self.header]:
             raise ConvertError(f"{self.where(2)}: expected the column names '{' '.join(self.header)}', "
                                f"got '{' '.join(header)[:80]}'")
         expected, found = int(count_text), 0

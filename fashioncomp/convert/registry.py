@@ -2,8 +2,8 @@
 and `fashioncomp.convert.convert(**options)` accept exactly the same names and defaults)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from fashioncomp.convert.converted import ConvertedDataset, ConvertError
@@ -28,6 +28,8 @@ class Option:
         """The value as the converter reads it; a wrong type or choice is a ConvertError."""
         if value is None:
             return [] if self.is_list else None
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
         if self.is_list:
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
@@ -83,11 +85,3 @@ def get_converter(name: str) -> Converter:
     if name not in CONVERTERS:
         raise ConvertError(f"unknown converter '{name}'; choose one of {', '.join(sorted(CONVERTERS))}")
     return CONVERTERS[name]
-
-
-def source_dir(src: Path | str) -> Path:
-    """SRC as an absolute directory (symlinks kept: a Kaggle mount stays as mounted)."""
-    path = Path(src).absolute()
-    if not path.is_dir():
-        raise ConvertError(f"{src}: source folder not found")
-    return path

@@ -18,12 +18,12 @@ import posixpath
 import re
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from fashioncomp.convert.converted import (UNKNOWN_ATTRIBUTES, UNKNOWN_CATEGORY, ConvertedDataset, ConvertError,
                                            ImageRow)
 from fashioncomp.convert.records import RECORD_READERS, Record
 from fashioncomp.convert.registry import Option, register_converter
+from fashioncomp.convert.source import folder_in_source
 from fashioncomp.convert.vocabulary import Vocabulary
 from fashioncomp.data.schema import Schema
 
@@ -102,10 +102,8 @@ def _check_columns(records: list[Record], columns: dict[str, str | None], path: 
 
 
 def _folder(src: Path, folder: str, option: str) -> str:
-    if not (src / folder).is_dir():
-        raise ConvertError(f"{src / folder}: folder not found (--{option.replace('_', '-')})")
-    if not (src / folder).resolve().is_relative_to(src.resolve()):
-        raise ConvertError(f"--{option.replace('_', '-')} {folder}: must be a folder inside SRC")
+    """The folder as the posix prefix of the rows' paths ("" = SRC itself)."""
+    folder_in_source(src, folder, option)
     return posixpath.normpath(folder.replace("\\", "/")) if folder else ""
 
 
