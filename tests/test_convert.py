@@ -8,6 +8,8 @@ import contextlib
 import json
 import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +22,8 @@ from fashioncomp.convert import CONVERTERS, ConvertError, convert
 from fashioncomp.convert.__main__ import main as convert_main
 from fashioncomp.data.dataset_reader import read_test, read_train
 from fashioncomp.data.schema import Schema
+
+REPO = Path(__file__).resolve().parents[1]
 
 # listed categories (id = position + 1) with their type; ids 2 and 5 have no images
 CATEGORIES = [("Anorak", 1), ("Blazer", 1), ("Cutoffs", 2), ("Dress", 3), ("Kimono", 3)]
@@ -263,12 +267,16 @@ def test_json_converter_reads_records_objects_and_json_lines(tmp_path: Path, lay
     assert read_test(tmp_path / "out", check_exists=True) == ["test/y1.jpg", "test/y2.jpg"]
 
 
-def test_images_at_the_source_root_are_linked_one_by_one(tmp_path: Path) -> None:
+def test_command_line_links_images_at_the_source_root_one_by_one(tmp_path: Path) -> None:
+    """As a kernel runs it: `python -m fashioncomp.convert NAME SRC DST [options]`."""
     src = tmp_path / "src"
     make_images(src, ["p1.jpg", "p2.jpg"])
     (src / "t.csv").write_text("image,cat,attrs\np1.jpg,a,x\np2.jpg,b,y\n")
-    convert("csv", src, tmp_path / "out", table="t.csv", image_col="image", category_col="cat",
-            attributes_col="attrs")
+    done = subprocess.run([sys.executable, "-m", "fashioncomp.convert", "csv", str(src), str(tmp_path / "out"),
+                           "--table", "t.csv", "--image-col", "image", "--category-col", "cat", "--attributes-col",
+                           "attrs"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "convert csv: 2 train rows, 0 test rows" in done.stdout
     assert [(tmp_path / "out" / n).is_symlink() for n in ("p1.jpg", "p2.jpg")] == [True, True]
     assert not (tmp_path / "out" / "test.csv").exists()
     read_train(tmp_path / "out")
@@ -349,6 +357,12 @@ BAD_DEEPFASHION = {
                     r"Anno/list_attr_img.txt line 3: 2 attribute labels, expected 5"),
     "category id": (lambda r: _edit_line(r / "Anno" / "list_category_img.txt", 5, f"{image_name(3)} 6"),
                     r"Anno/list_category_img.txt line 5: category label '6' is not an id 1..5"),
+    "image without labels": (lambda r: write_list(r / "Anno" / "list_category_img.txt",
+                                                  "image_name  category_label",
+                                                  [f"{image_name(i)} {category_id(i)}"
+                                                   for i in range(1, N_IMAGES + 1) if i != 6]),
+                             rf".*list_eval_partition.txt line 8: image '{re.escape(image_name(6))}' has no row in "
+                             r".*list_category_img.txt \(1 image\(s\) of the partition have none\)$"),
     "partition": (lambda r: _edit_line(r / "Eval" / "list_eval_partition.txt", 3, f"{image_name(1)} holdout"),
                   r"Eval/list_eval_partition.txt line 3: evaluation status 'holdout' is not one of train, val, test$"),
     "missing images": (lambda r: [_drop_image(r, i) for i in (3, 4, 6, 8, 9, 10, 15)],

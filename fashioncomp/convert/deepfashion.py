@@ -1,12 +1,12 @@
 """DeepFashion "Category and Attribute Prediction Benchmark" (Liu et al. 2016), as released:
 
-    Anno/list_category_cloth.txt   category_name  category_type     (50 names; type 1 upper, 2 lower, 3 full body)
-    Anno/list_category_img.txt     image_name  category_label       (1-based ids into the list above)
-    Anno/list_attr_cloth.txt       attribute_name  attribute_type   (1000 names, which may contain spaces;
-                                                                      type 1 texture, 2 fabric, 3 shape, 4 part, 5 style)
-    Anno/list_attr_img.txt         image_name  attribute_labels     (one label per attribute: 1 positive,
-                                                                      -1 negative, 0 unknown in the later release)
-    Eval/list_eval_partition.txt   image_name  evaluation_status    (train / val / test)
+    Anno/list_category_cloth.txt  category_name  category_type    50 names; type 1 upper, 2 lower, 3 full body
+    Anno/list_category_img.txt    image_name  category_label      1-based ids into the list above
+    Anno/list_attr_cloth.txt      attribute_name  attribute_type  1000 names (some with spaces); type
+                                                                   1 texture, 2 fabric, 3 shape, 4 part, 5 style
+    Anno/list_attr_img.txt        image_name  attribute_labels    one label per attribute: 1 positive,
+                                                                   -1 negative, 0 unknown (later release)
+    Eval/list_eval_partition.txt  image_name  evaluation_status   train / val / test
     Img/img/<folder>/img_NNNNNNNN.jpg (image names are "img/<folder>/<file>")
 
 Each list: line 1 the row count, line 2 the column names, then whitespace-separated rows. The
@@ -120,6 +120,7 @@ class AttributeEncoder:
     and an unknown marker for every type group holding a 0 (unknown) label."""
 
     def __init__(self, types: list[str]) -> None:
+        # attribute index -> its group's name
         self.group_of = [ATTRIBUTE_TYPES.get(kind, f"type_{kind}") for kind in types]
         self.groups = list(dict.fromkeys(self.group_of))
 
@@ -150,6 +151,7 @@ def _read_attribute_labels(listing: ListFile, n_attributes: int, known: dict[str
             raise ConvertError(f"{listing.where(line)}: attribute label '{bad}' (attribute {column + 1}) "
                                "is not -1, 0 or 1")
         _add_image(out, listing, line, name, encoder.encode(values), known)
+    _check_listed(known, out, listing)
     return out
 
 
@@ -174,29 +176,51 @@ def _image_base(src: Path, images: str | None, first_name: str) -> Path:
     raise ConvertError(f"the images are not in {places} (unzip Img/img.zip there, or pass --images FOLDER)")
 
 
-@register_converter("deepfashion", "DeepFashion Category and Attribute Prediction Benchmark (list_*.txt)", OPTIONS)
-def read_deepfashion(src: Path, val_as: str, images: str | None) -> ConvertedDataset:
-    categories = _read_names(_find(src, "list_category_cloth.txt"))
-    attributes = _read_names(_find(src, "list_attr_cloth.txt"))
-    partition_list = _find(src, "list_eval_partition.txt")
-    partition = _read_image_values(partition_list, None)
+def _read_partition(src: Path) -> tuple[ListFile, dict[str, Listed]]:
+    listing = _find(src, "list_eval_partition.txt")
+    partition = _read_image_values(listing, None)
     for item in partition.values():
         if item.value not in PARTITIONS:
             raise ConvertError(f"{item.origin}: evaluation status '{item.value}' is not one of {', '.join(PARTITIONS)}")
     if not partition:
-        raise ConvertError(f"{partition_list.path}: lists no images")
+        raise ConvertError(f"{listing.path}: lists no images")
+    return listing, partition
 
-    category_list = _find(src, "list_category_img.txt")
-    category_of = _read_image_values(category_list, partition)
+
+def _read_category_labels(src: Path, partition: dict[str, Listed], n_categories: int) -> dict[str, Listed]:
+    listing = _find(src, "list_category_img.txt")
+    category_of = _read_image_values(listing, partition)
     for item in category_of.values():
-        if not (item.value.isdigit() and 1 <= int(item.value) <= len(categories)):
-            raise ConvertError(f"{item.origin}: category label '{item.value}' is not an id 1..{len(categories)} "
+        if not (item.value.isdigit() and 1 <= int(item.value) <= n_categories):
+            raise ConvertError(f"{item.origin}: category label '{item.value}' is not an id 1..{n_categories} "
                                "of list_category_cloth.txt")
+    _check_listed(partition, category_of, listing)
+    return category_of
+
+
+def _notes(partition: dict[str, Listed], val_as: str, n_rows: tuple[int, int], present: list[int],
+           n_categories: int, encoder: AttributeEncoder, unknown_in_train: int) -> list[str]:
+    counts = {p: sum(item.value == p for item in partition.values()) for p in PARTITIONS}
+    val = "dropped" if val_as == "drop" else f"to {val_as}.csv"
+    notes = [f"partition: {counts['train']} train, {counts['val']} val ({val}), {counts['test']} test -> "
+             f"{n_rows[0]} train rows, {n_rows[1]} test rows",
+             f"categories: {len(present)} of the {n_categories} listed appear in train.csv, renumbered "
+             f"0..{len(present) - 1} (their original ids: schema.json category_source_ids)",
+             f"attributes: {len(encoder.group_of)} in {len(encoder.groups)} type groups ({', '.join(encoder.groups)})"]
+    if unknown_in_train:
+        notes.append(f"{unknown_in_train} train row(s) have unknown (0) attribute labels: their group is marked "
+                     "unknown (?<group>), not absent")
+    return notes
+
+
+@register_converter("deepfashion", "DeepFashion Category and Attribute Prediction Benchmark (list_*.txt)", OPTIONS)
+def read_deepfashion(src: Path, val_as: str, images: str | None) -> ConvertedDataset:
+    categories = _read_names(_find(src, "list_category_cloth.txt"))
+    attributes = _read_names(_find(src, "list_attr_cloth.txt"))
+    partition_list, partition = _read_partition(src)
+    category_of = _read_category_labels(src, partition, len(categories))
     encoder = AttributeEncoder([a.value for a in attributes])
-    attribute_list = _find(src, "list_attr_img.txt")
-    attributes_of = _read_attribute_labels(attribute_list, len(attributes), partition, encoder)
-    _check_listed(partition, category_of, category_list)
-    _check_listed(partition, attributes_of, attribute_list)
+    attributes_of = _read_attribute_labels(_find(src, "list_attr_img.txt"), len(attributes), partition, encoder)
 
     destination = {"train": "train", "val": val_as, "test": "test"}
     train_names = [n for n, item in partition.items() if destination[item.value] == "train"]
@@ -205,21 +229,12 @@ def read_deepfashion(src: Path, val_as: str, images: str | None) -> ConvertedDat
         raise ConvertError(f"{partition_list.path}: no image goes to train.csv (val_as={val_as})")
     present = sorted({int(category_of[n].value) for n in train_names})
     dense = {source_id: i for i, source_id in enumerate(present)}
-    unknown_in_train = sum(any(t.startswith("?") for t in attributes_of[n].value.split()) for n in train_names)
-
     train = [ImageRow(n, partition[n].origin, dense[int(category_of[n].value)], attributes_of[n].value)
              for n in train_names]
     test = [ImageRow(n, partition[n].origin) for n in test_names]
     schema = Schema(tuple(unique_names(categories[i - 1].name for i in present)),
                     tuple(unique_names(a.name for a in attributes)), encoder.schema_groups())
-    counts = {p: sum(item.value == p for item in partition.values()) for p in PARTITIONS}
-    notes = [f"partition: {counts['train']} train, {counts['val']} val ({'dropped' if val_as == 'drop' else 'to ' + val_as}"
-             f".csv), {counts['test']} test -> {len(train)} train rows, {len(test)} test rows",
-             f"categories: {len(present)} of the {len(categories)} listed appear in train.csv, renumbered 0..{len(present) - 1} "
-             "(their original ids: schema.json category_source_ids)",
-             f"attributes: {len(attributes)} in {len(encoder.groups)} type groups ({', '.join(encoder.groups)})"]
-    if unknown_in_train:
-        notes.append(f"{unknown_in_train} train row(s) have unknown (0) attribute labels: their group is marked "
-                     "unknown (?<group>), not absent")
+    unknown_in_train = sum("?" in row.attributes for row in train)
+    notes = _notes(partition, val_as, (len(train), len(test)), present, len(categories), encoder, unknown_in_train)
     return ConvertedDataset(train, test, schema, _image_base(src, images, train_names[0]),
                             {"category_source_ids": present}, notes)

@@ -22,6 +22,9 @@ class Record:
     fields: dict[str, Any]
 
 
+RecordReader = Callable[[Path, str | None], list[Record]]  # (file, records_key) -> its records
+
+
 def _text(path: Path) -> str:
     try:
         return read_text_file(path)
@@ -61,7 +64,8 @@ def _records_in(value: Any, path: Path, records_key: str | None) -> tuple[list[A
     lists = [k for k, v in value.items() if isinstance(v, list)]
     if records_key is not None:
         if not isinstance(value.get(records_key), list):
-            raise ConvertError(f"{path}: no list '{records_key}' at the top level (lists: {', '.join(lists) or 'none'})")
+            raise ConvertError(f"{path}: no list '{records_key}' at the top level "
+                               f"(lists: {', '.join(lists) or 'none'})")
         return value[records_key], f"{records_key} record"
     key = next((k for k in PREFERRED_RECORD_KEYS if k in lists), lists[0] if len(lists) == 1 else None)
     if key is None:
@@ -98,7 +102,7 @@ def _json_lines(text: str, path: Path) -> list[tuple[str, Any]]:
     return out
 
 
-RECORD_READERS: dict[str, Callable[[Path, str | None], list[Record]]] = {
+RECORD_READERS: dict[str, RecordReader] = {
     "csv": read_csv_records,
     "json": read_json_records,
 }

@@ -18,16 +18,18 @@ import posixpath
 import re
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from fashioncomp.convert.converted import (UNKNOWN_ATTRIBUTES, UNKNOWN_CATEGORY, ConvertedDataset, ConvertError,
                                            ImageRow)
-from fashioncomp.convert.records import RECORD_READERS, Record
+from fashioncomp.convert.records import RECORD_READERS, Record, RecordReader
 from fashioncomp.convert.registry import Option, register_converter
 from fashioncomp.convert.source import folder_in_source
 from fashioncomp.convert.vocabulary import Vocabulary
 from fashioncomp.data.schema import Schema
 
 DEFAULT_SEPARATORS = re.compile(r"[,\s]+")
+ImagePath = Callable[[Record], str]  # a record -> its image's path under SRC
 UNKNOWN_VALUES = (None, UNKNOWN_ATTRIBUTES)
 
 
@@ -82,6 +84,7 @@ def _attribute_names(record: Record, column: str, separator: str | None) -> list
 
 
 def _image_path(record: Record, column: str, pattern: str, folder: str) -> str:
+    """`pattern` with the image value, under `folder`."""
     value = _text_value(record, column, "image")
     if not value:
         raise ConvertError(f"{record.origin}: no image in column '{column}'")
@@ -119,49 +122,63 @@ def _split(records: list[Record], column: str, values: dict[str, list[str]]) -> 
     return out
 
 
+def _parts(read: RecordReader, src: Path, records: list[Record], image_col: str, split_col: str | None,
+           values: dict[str, list[str]], test_table: str | None, records_key: str | None) -> dict[str, list[Record]]:
+    """The records of train.csv, test.csv and the dropped ones: by `split_col`, or a test table."""
+    if split_col is not None and test_table is not None:
+        raise ConvertError("give either --split-col or --test-table, not both")
+    if split_col is not None:
+        return _split(records, split_col, values)
+    test = [] if test_table is None else read(src / test_table, records_key)
+    if test_table is not None:
+        _check_columns(test, {"image_col": image_col}, src / test_table)
+    return {"train": records, "test": test, "drop": []}
+
+
+def _encode_train(records: list[Record], columns: dict[str, str], attribute_sep: str | None, image_path: ImagePath,
+                  table: Path) -> tuple[list[ImageRow], Vocabulary, Vocabulary, tuple[int, int]]:
+    """train.csv's rows, the category and attribute names, and how many rows have unknown labels."""
+    labelled = [(r, _text_value(r, columns["category_col"], "category") or None,
+                 _attribute_names(r, columns["attributes_col"], attribute_sep)) for r in records]
+    categories = Vocabulary(c for _, c, _ in labelled if c is not None)
+    attributes = Vocabulary(a for _, _, names in labelled for a in names or ())
+    for vocabulary, column in ((categories, columns["category_col"]), (attributes, columns["attributes_col"])):
+        if not len(vocabulary):
+            raise ConvertError(f"{table}: no train record has a value in column '{column}'")
+    rows = [ImageRow(image_path(r), r.origin, UNKNOWN_CATEGORY if c is None else categories.index[c],
+                     UNKNOWN_ATTRIBUTES if names is None else
+                     " ".join(map(str, sorted({attributes.index[a] for a in names}))))
+            for r, c, names in labelled]
+    unknown = sum(c is None for _, c, _ in labelled), sum(names is None for _, _, names in labelled)
+    return rows, categories, attributes, unknown
+
+
 def read_table(kind: str, src: Path, table: str, image_col: str, category_col: str, attributes_col: str,
                attribute_sep: str | None, image_pattern: str, images: str, split_col: str | None,
                train_values: list[str], test_values: list[str], drop_values: list[str], test_table: str | None,
                test_images: str | None, records_key: str | None = None) -> ConvertedDataset:
-    if split_col is not None and test_table is not None:
-        raise ConvertError("give either --split-col or --test-table, not both")
     read = RECORD_READERS[kind]
     records = read(src / table, records_key)
-    _check_columns(records, {"image_col": image_col, "category_col": category_col,
-                             "attributes_col": attributes_col, "split_col": split_col}, src / table)
-    if split_col is not None:
-        parts = _split(records, split_col, {"train": train_values, "test": test_values, "drop": drop_values})
-    else:
-        parts = {"train": records, "test": [], "drop": []}
-        if test_table is not None:
-            parts["test"] = read(src / test_table, records_key)
-            _check_columns(parts["test"], {"image_col": image_col}, src / test_table)
+    columns = {"image_col": image_col, "category_col": category_col, "attributes_col": attributes_col}
+    _check_columns(records, {**columns, "split_col": split_col}, src / table)
+    parts = _parts(read, src, records, image_col, split_col,
+                   {"train": train_values, "test": test_values, "drop": drop_values}, test_table, records_key)
     if not parts["train"]:
         raise ConvertError(f"{src / table}: no record goes to train.csv")
     train_folder = _folder(src, images, "images")
     test_folder = _folder(src, images if test_images is None else test_images, "test_images")
 
-    labelled = [(r, _text_value(r, category_col, "category") or None, _attribute_names(r, attributes_col, attribute_sep))
-                for r in parts["train"]]
-    categories = Vocabulary(c for _, c, _ in labelled if c is not None)
-    attributes = Vocabulary(a for _, _, names in labelled for a in names or ())
-    if not len(categories) or not len(attributes):
-        empty = category_col if not len(categories) else attributes_col
-        raise ConvertError(f"{src / table}: no train record has a value in column '{empty}'")
-    train = [ImageRow(_image_path(r, image_col, image_pattern, train_folder), r.origin,
-                      UNKNOWN_CATEGORY if c is None else categories.index[c],
-                      UNKNOWN_ATTRIBUTES if names is None else
-                      " ".join(map(str, sorted({attributes.index[a] for a in names}))))
-             for r, c, names in labelled]
+    train, categories, attributes, unknown = _encode_train(
+        parts["train"], columns, attribute_sep, partial(_image_path, column=image_col, pattern=image_pattern,
+                                                        folder=train_folder), src / table)
     test = [ImageRow(_image_path(r, image_col, image_pattern, test_folder), r.origin) for r in parts["test"]]
-    unknown = sum(c is None for _, c, _ in labelled), sum(names is None for _, _, names in labelled)
-    notes = [f"{len(train)} train rows, {len(test)} test rows" + (f", {len(parts['drop'])} dropped" if parts["drop"] else ""),
+    dropped = f", {len(parts['drop'])} dropped" if parts["drop"] else ""
+    notes = [f"{len(train)} train rows, {len(test)} test rows{dropped}",
              f"{len(categories)} categories, {len(attributes)} attributes: names -> dense ids in sorted order "
              "(schema.json lists the names)"]
     if any(unknown):
         notes.append(f"unknown labels kept as unknown: {unknown[0]} categories (-1), {unknown[1]} attribute sets (?)")
-    schema = Schema(categories.names, attributes.names)
-    return ConvertedDataset(train, test, schema, src, notes=notes)
+    return ConvertedDataset(train, test, Schema(categories.names, attributes.names), src, notes=notes)
 
 
 for _kind, _summary in (("csv", "a CSV table with a column mapping"),

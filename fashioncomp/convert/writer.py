@@ -50,7 +50,8 @@ def _check_duplicates(rows: list[ImageRow], what: str) -> None:
     first: dict[str, str] = {}
     for row in rows:
         if row.path in first:
-            raise ConvertError(f"{row.origin}: image '{row.path}' is listed twice for {what} (first at {first[row.path]})")
+            raise ConvertError(f"{row.origin}: image '{row.path}' is listed twice for {what} "
+                               f"(first at {first[row.path]})")
         first[row.path] = row.origin
 
 
@@ -74,29 +75,35 @@ def _read_manifest(dst: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def _check_destination(dst: Path, identity: dict[str, Any], links: dict[str, str], force: bool) -> dict[str, Any] | None:
+def _what_dst_holds(manifest: dict[str, Any] | None, identity: dict[str, Any], entries: list[str]) -> str:
+    if manifest is None:
+        more = ", ..." if len(entries) > MAX_LISTED else ""
+        return f"files this converter did not write ({', '.join(entries[:MAX_LISTED])}{more})"
+    what = f"a dataset converted by '{manifest.get('converter')}' from {manifest.get('source')}"
+    if manifest.get("converter") == identity["converter"] and manifest.get("source") == identity["source"]:
+        old_options = manifest.get("options") if isinstance(manifest.get("options"), dict) else {}
+        changed = [k for k, v in identity["options"].items() if old_options.get(k) != v]
+        what += f" with other options ({', '.join(changed)})"
+    return what
+
+
+def _check_destination(dst: Path, identity: dict[str, Any], links: dict[str, str],
+                       force: bool) -> dict[str, Any] | None:
     """The manifest DST holds (None if none); refuses a DST that holds another dataset unless `force`."""
     if dst.exists() and not dst.is_dir():
         raise ConvertError(f"{dst}: exists and is not a folder")
-    if dst.absolute() == Path(identity["source"]) or dst.resolve() == Path(identity["source"]).resolve():
+    if dst.resolve() == Path(identity["source"]).resolve():
         raise ConvertError(f"{dst}: DST must be another folder than SRC (SRC is only read)")
     entries = sorted(p.name for p in dst.iterdir()) if dst.is_dir() else []
     manifest = _read_manifest(dst) if entries else None
     same = manifest is not None and {k: manifest.get(k) for k in identity} == identity
     if entries and not same and not force:
-        if manifest is not None:
-            what = f"a dataset converted by '{manifest.get('converter')}' from {manifest.get('source')}"
-            changed = [k for k in identity["options"] if (manifest.get("options") or {}).get(k) != identity["options"][k]]
-            what += f" with other options ({', '.join(changed)})" if changed and manifest.get("source") == identity["source"] else ""
-        else:
-            what = f"files this converter did not write ({', '.join(entries[:MAX_LISTED])}{', ...' if len(entries) > MAX_LISTED else ''})"
-        raise ConvertError(f"{dst} already holds {what}; pass --force to replace its train.csv, test.csv, schema.json "
-                           "and image links, or choose another DST")
+        raise ConvertError(f"{dst} already holds {_what_dst_holds(manifest, identity, entries)}; pass --force to "
+                           "replace its train.csv, test.csv, schema.json and image links, or choose another DST")
     for name, target in links.items():
-        path = dst / name
-        if (path.exists() or path.is_symlink()) and not path.is_symlink():
-            raise ConvertError(f"{path} is in the way of the image link {name} -> {target} and is not a link; "
-                               "move it away or choose another DST")
+        if (dst / name).exists() and not (dst / name).is_symlink():
+            raise ConvertError(f"{dst / name} is in the way of the image link {name} -> {target} and is not a "
+                               "link; move it away or choose another DST")
     return manifest
 
 
