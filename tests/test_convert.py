@@ -20,6 +20,7 @@ from PIL import Image
 
 from fashioncomp.convert import CONVERTERS, ConvertError, convert
 from fashioncomp.convert.__main__ import main as convert_main
+from fashioncomp.convert.vocabulary import Vocabulary, unique_names
 from fashioncomp.data.dataset_reader import read_test, read_train
 from fashioncomp.data.schema import Schema
 
@@ -280,6 +281,11 @@ def test_command_line_links_images_at_the_source_root_one_by_one(tmp_path: Path)
     assert [(tmp_path / "out" / n).is_symlink() for n in ("p1.jpg", "p2.jpg")] == [True, True]
     assert not (tmp_path / "out" / "test.csv").exists()
     read_train(tmp_path / "out")
+
+
+def test_dense_ids_keep_numeric_order_and_schema_names_are_unique() -> None:
+    assert Vocabulary(["10", "2", "-1", "b", "a", "2"]).names == ("-1", "2", "10", "a", "b")
+    assert unique_names(["lace", "knit", "lace", "lace"]) == ["lace", "knit", "lace (2)", "lace (3)"]
 
 
 # ------------------------------------------------------------------------------------ DST handling

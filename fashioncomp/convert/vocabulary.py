@@ -1,13 +1,15 @@
 """Label names -> dense integer ids 0..K-1 (train.csv's encoding), in a stable order."""
 from __future__ import annotations
 
+import re
 from typing import Iterable
+
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 def _sort_key(name: str) -> tuple[int, int, str]:
     # ids stay in numeric order ("2" before "10"); other names alphabetical, after the ids
-    stripped = name.lstrip("-")
-    return (0, int(name), "") if stripped.isdigit() else (1, 0, name)
+    return (0, int(name), "") if INTEGER.fullmatch(name) else (1, 0, name)
 
 
 class Vocabulary:
