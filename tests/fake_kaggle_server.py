@@ -47,6 +47,7 @@ class FakeKaggle:
     calls: list[Call] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)  # upload token -> bytes received
     scripted: dict[str, list[Reply]] = field(default_factory=dict)
+    upload_status: int = 200  # what the upload URL answers a file's bytes with
     port: int = 0
 
     def answer(self, method: str, *replies: Reply) -> None:
@@ -142,8 +143,9 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             if token not in fake.uploads:
                 self._send(404, b"{}")
                 return
-            fake.uploads[token] += data
-            self._send(200, b"{}")
+            if fake.upload_status == 200:
+                fake.uploads[token] += data
+            self._send(fake.upload_status, b"{}")
 
         def do_GET(self) -> None:  # a kernel output file
             name = urlsplit(self.path).path.removeprefix("/output/")

@@ -19,6 +19,7 @@ import pytest
 from fake_kaggle_server import FakeKaggle, FakeKaggleServer, Reply, error_reply
 from fashioncomp.config import dump_config, load_config
 from fashioncomp.kaggle import names, submit
+from fashioncomp.kaggle import push as push_module
 from fashioncomp.kaggle.__main__ import main as kaggle_main
 from fashioncomp.kaggle.build import KernelSpec, title_for
 from fashioncomp.kaggle.cli_reply import CliReply, refusal
@@ -50,6 +51,8 @@ def kaggle_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
                  "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATH", f"{kaggle_bin_dir()}:/usr/bin:/bin")
+    monkeypatch.setattr(push_module, "READY_TIMEOUT_S", 5.0)  # a dataset that never turns ready fails fast
+    monkeypatch.setattr(push_module, "READY_POLL_S", 0.05)
     (tmp_path / "home").mkdir()
     with FakeKaggleServer() as fake:
         for name, value in fake.env(tmp_path / "home").items():
@@ -165,6 +168,8 @@ def test_push_uploads_the_dataset_then_the_kernel(kaggle_api: FakeKaggle, folder
      "Dataset creation error: Your storage quota is full"),
     (lambda fake: fake.answer("StartBlobUpload", error_reply("Blob storage unavailable")),
      "Blob storage unavailable (exit status 1)"),
+    (lambda fake: setattr(fake, "upload_status", 400),  # the CLI creates the dataset without the file, exit 0
+     "Upload unsuccessful: fold_0_best.pt (the rest went up without it)"),
 ])
 def test_a_refused_dataset_stops_the_push_before_the_kernel(kaggle_api: FakeKaggle, folders: SimpleNamespace,
                                                             capsys: pytest.CaptureFixture, refuse, message: str) -> None:
@@ -236,7 +241,7 @@ def test_push_waits_for_the_dataset_and_stops_if_processing_fails(kaggle_api: Fa
     not_found = error_reply("Dataset not found", 404)  # the CLI's check before creating, then our polls
     kaggle_api.answer("GetDatasetStatus", not_found, not_found, Reply({"status": "BLOBS_RECEIVED"}),
                       Reply({"status": "READY"}))
-    push([folders.weights, folders.kernel], poll_s=0.01)
+    push([folders.weights, folders.kernel])
     assert kaggle_api.methods().count("GetDatasetStatus") == 4 and kaggle_api.methods()[-1] == "SaveKernel"
     assert f"dataset {WEIGHTS_ID}: ready" in capsys.readouterr().out
 
@@ -418,6 +423,7 @@ def test_submit_takes_a_one_file_format_from_the_fetched_kernel_output(kaggle_ap
     (lambda run: Path("submissions/r1/category.csv").write_text("file_path,category_label\n"), [], "only a header"),
     (lambda run: None, ["--file", "other.csv"], "--file other.csv: the run's submission format writes"),
     (lambda run: None, ["--version", "2"], "--version goes with --kernel"),
+    (lambda run: None, ["--dir", "elsewhere"], "elsewhere/category.csv: file not found"),
     (lambda run: None, ["-c", "a b"], "not a Kaggle competition slug"),
 ])
 def test_submit_refuses_what_it_cannot_submit_before_calling_kaggle(kaggle_api: FakeKaggle, finished_run: Path,

@@ -6,6 +6,7 @@ then judged by fashioncomp.kaggle.cli_reply, because the CLI's exit status alone
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def ready_cli() -> str:
 def run_kaggle(cli: str, args: Sequence[str], echo: bool = True) -> CliReply:
     """Run `kaggle <args>`; with `echo`, pass its output through as it comes (stdout and stderr merged)."""
     if echo:
-        print("$ kaggle " + " ".join(args), flush=True)
+        print("$ kaggle " + shlex.join(args), flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its lines arrive in the order it prints them
     lines: list[str] = []
     ends_line = True

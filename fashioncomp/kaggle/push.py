@@ -110,9 +110,10 @@ def read_upload(folder: Path | str) -> tuple[FolderKind, Upload]:
     return kind, Upload(folder, kind.metadata_file, metadata)
 
 
-def wait_until_ready(cli: str, dataset_id: str, timeout_s: float = READY_TIMEOUT_S, poll_s: float = READY_POLL_S) -> None:
+def wait_until_ready(cli: str, dataset_id: str, timeout_s: float | None = None, poll_s: float | None = None) -> None:
     """Poll `kaggle datasets status` until the uploaded dataset can be attached to a kernel."""
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + (READY_TIMEOUT_S if timeout_s is None else timeout_s)
+    poll_s = READY_POLL_S if poll_s is None else poll_s
     while True:
         reply = run_kaggle(cli, ["datasets", "status", dataset_id], echo=False)
         why = refusal(reply)  # right after the upload the dataset may not be found yet: poll on
@@ -126,7 +127,7 @@ def wait_until_ready(cli: str, dataset_id: str, timeout_s: float = READY_TIMEOUT
         time.sleep(poll_s)
 
 
-def push(folders: Sequence[Path | str], version_notes: str | None = None, poll_s: float = READY_POLL_S) -> None:
+def push(folders: Sequence[Path | str], version_notes: str | None = None, poll_s: float | None = None) -> None:
     """Upload each folder in order; a kernel pushed after a dataset waits until that dataset is ready."""
     uploads = [read_upload(folder) for folder in folders]
     for kind, upload in uploads:  # local mistakes first, before the CLI and credentials are needed
