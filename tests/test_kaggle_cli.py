@@ -51,7 +51,7 @@ def kaggle_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
                  "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATH", f"{kaggle_bin_dir()}:/usr/bin:/bin")
-    monkeypatch.setattr(push_module, "READY_TIMEOUT_S", 5.0)  # a dataset that never turns ready fails fast
+    monkeypatch.setattr(push_module, "READY_TIMEOUT_S", 60.0)  # a never-ready dataset fails in a minute (a poll is a CLI start-up)
     monkeypatch.setattr(push_module, "READY_POLL_S", 0.05)
     (tmp_path / "home").mkdir()
     with FakeKaggleServer() as fake:
@@ -404,9 +404,8 @@ def test_submit_fails_with_the_servers_message(kaggle_api: FakeKaggle, finished_
 
 
 def test_submit_takes_a_one_file_format_from_the_fetched_kernel_output(kaggle_api: FakeKaggle, finished_run: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                        capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(submit, "submission_files", lambda cfg: ("submission.csv",))  # a one-file format
+    (finished_run / "config.yaml").write_text(dump_config(load_config(None, ["submission.format=image_label_ids"])))
     shutil.rmtree("submissions")
     (finished_run / "kaggle-output").mkdir()
     (finished_run / "kaggle-output" / "submission.csv").write_text("image_id,label_id\n1,3 4\n")

@@ -47,7 +47,8 @@ def _output(args: argparse.Namespace) -> Any:
 
 
 def _submit(args: argparse.Namespace) -> Any:
-    from fashioncomp.kaggle.submit import CODE_SUBMISSION_FILE, SubmitError, submit_file, submit_kernel
+    from fashioncomp.kaggle.submit import SubmitError, submit_file, submit_kernel
+    from fashioncomp.submission import CODE_COMPETITION_FILE
 
     if args.run is not None:
         if args.version is not None:
@@ -56,7 +57,7 @@ def _submit(args: argparse.Namespace) -> Any:
     if args.version is None or args.dir is not None:
         raise SubmitError("a code competition submission takes --kernel OWNER/SLUG --version N (the version push "
                           "printed) and no --dir")
-    return submit_kernel(args.kernel, args.version, args.competition, args.message, args.file or CODE_SUBMISSION_FILE)
+    return submit_kernel(args.kernel, args.version, args.competition, args.message, args.file or CODE_COMPETITION_FILE)
 
 
 LOOP_ACTIONS: dict[str, Callable[[argparse.Namespace], Any]] = {"status": _status, "output": _output, "submit": _submit}

@@ -11,7 +11,7 @@ files. A competition takes one file: a format that writes several needs --file t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from fashioncomp.config import load_config
 from fashioncomp.errors import UserError
@@ -19,14 +19,7 @@ from fashioncomp.kaggle.cli_reply import check_reply
 from fashioncomp.kaggle.cli_runner import ready_cli, run_kaggle
 from fashioncomp.kaggle.names import check_competition, check_kernel_id
 from fashioncomp.kaggle.output import OUTPUT_DIR
-
-try:  # the submission formats' registry: the files the run's chosen format writes
-    from fashioncomp.submission import submission_files
-except ImportError:  # until the formats land: this project's own two-CSV format is the only one
-    def submission_files(cfg_or_format_name: Any = None) -> tuple[str, ...]:
-        return ("category.csv", "attribute.csv")
-
-CODE_SUBMISSION_FILE = "submission.csv"  # what Kaggle's code competitions score unless told otherwise
+from fashioncomp.submission import CODE_COMPETITION_FILE, submission_files
 
 
 class SubmitError(UserError):
@@ -98,7 +91,7 @@ def submit_file(run_dir: Path | str, competition: str, message: str, file: str |
 
 
 def submit_kernel(kernel: str, version: int, competition: str, message: str,
-                  file: str = CODE_SUBMISSION_FILE) -> None:
+                  file: str = CODE_COMPETITION_FILE) -> None:
     """Submit version `version` of a pushed kernel to a code competition; Kaggle scores its `file`."""
     check_competition(competition, "--competition")
     check_kernel_id(kernel, "--kernel")
