@@ -144,6 +144,12 @@ DEFAULTS: dict[str, Any] = {
         "tta": ["none", "hflip"],
         "batch_size": 256,
     },
+    "submission": {              # what make_submission writes (README "Submission formats")
+        "format": "two_csv",     # two_csv | single_csv | image_label_ids | long (submission.SUBMISSION_FORMATS)
+        "image_id": "path",      # path: test.csv's file_path as is | stem: its file name, no folders or extension
+        "label_ids": "prefixed", # image_label_ids: prefixed (category 3 -> c3, attribute 7 -> a7) | offset (-> C+7)
+        "columns": {},           # the format's column -> the header the competition wants, e.g. {image_id: ImageId}
+    },
 }
 
 
@@ -155,7 +161,13 @@ PRESETS = {"loss.task_weights": TASK_WEIGHT_PRESETS}
 AUTO_SWITCHES = {"thresholds.at_least_one"}
 # keys that name one of a few choices, checked at load (fashioncomp.metrics.ATTRIBUTE_F1 has the same names;
 # listed here so that loading a config imports no numpy)
-CHOICES: dict[str, tuple[str, ...]] = {"metrics.attribute_f1": ("samples", "macro", "micro")}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "metrics.attribute_f1": ("samples", "macro", "micro"),
+    # fashioncomp.submission: SUBMISSION_FORMATS, IMAGE_IDS, LABEL_ID_STYLES
+    "submission.format": ("two_csv", "single_csv", "image_label_ids", "long"),
+    "submission.image_id": ("path", "stem"),
+    "submission.label_ids": ("prefixed", "offset"),
+}
 
 
 class ConfigError(UserError, ValueError):

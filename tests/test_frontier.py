@@ -35,7 +35,7 @@ def test_score_submission(tiny_dataset, tmp_path):
     held = data.subset(np.arange(10))
     write_submission(tmp_path / "perfect", held.file_paths, held.categories, held.attributes.astype(bool))
     assert frontier.score_submission(held, tmp_path / "perfect") == {
-        "category_accuracy": 1.0, "attribute_mean_f1": 1.0, "attribute_macro_f1": 1.0}
+        "category_accuracy": 1.0, "attribute_mean_f1": 1.0, "attribute_macro_f1": 1.0, "attribute_micro_f1": 1.0}
     wrong = (held.categories + 1) % 9
     write_submission(tmp_path / "wrong", held.file_paths, wrong, np.zeros_like(held.attributes, dtype=bool))
     scores = frontier.score_submission(held, tmp_path / "wrong")
@@ -77,10 +77,49 @@ def test_run_frontier_orders_resumes_and_writes_table_and_plot(tiny_dataset, tmp
     calls.clear()
     again = frontier.run_frontier(tiny_dataset, Path("configs/cpu.yaml"), [5, 10, 20], tmp_path / "w", None)
     assert len(again) == 7 and len(calls) == 2  # only the new budget ran
-    out = frontier.write_frontier(again, tmp_path / "docs" / "frontier.md", "python -m fashioncomp.frontier ...")
+    out = frontier.write_frontier(again, tmp_path / "docs" / "frontier.md", "python -m fashioncomp.frontier ...",
+                                  "samples")
     text = out.read_text()
-    assert "| recipe | 20 | 1.5 | 1.0000 | 1.0000 | 1.0000 |" in text and "![score against minutes](frontier.png)" in text
+    assert "| recipe | 20 | 1.5 | 1.0000 | 1.0000 | 1.0000 | 1.0000 |" in text and "![score against minutes](frontier.png)" in text
+    assert "- 20 min: recipe - plain = category acc +0.0000, attribute mean-F1 (optimised) +0.0000" in text
     assert (tmp_path / "docs" / "frontier.png").stat().st_size > 10_000
+
+
+def _point(method, budget, cat, samples, macro, micro=None):
+    scores = {"category_accuracy": cat, "attribute_mean_f1": samples, "attribute_macro_f1": macro}
+    if micro is not None:
+        scores["attribute_micro_f1"] = micro
+    return frontier.Point(method, budget, budget or 0.5, scores)
+
+
+@pytest.mark.parametrize("chosen, lead", [("samples", "attribute mean-F1 (optimised) -0.0100"),
+                                          ("macro", "attribute macro-F1 (optimised) +0.0500"),
+                                          ("micro", "attribute micro-F1 (optimised) +0.0200")])
+def test_the_optimised_attribute_f1_leads_the_table_and_the_comparison(chosen, lead):
+    points = [_point("logreg", None, 0.8, 0.7, 0.6, 0.65), _point("recipe", 20, 0.93, 0.86, 0.78, 0.85),
+              _point("plain", 20, 0.92, 0.87, 0.73, 0.83)]
+    table = frontier.frontier_table(points, chosen).splitlines()
+    assert table[0].split(" | ")[4] == f"{frontier.ATTRIBUTE_F1[chosen].label} (optimised)"
+    assert table[0].count("F1") == 3  # the other two follow it
+    comparison = frontier.recipe_against_plain(points, chosen)
+    assert comparison == [f"- 20 min: recipe - plain = category acc +0.0100, {lead} (wall 20.0 vs 20.0 min)"]
+
+
+def test_points_cached_before_micro_f1_show_a_dash():
+    points = [_point("recipe", 5, 0.9, 0.8, 0.7), _point("plain", 5, 0.9, 0.8, 0.7, 0.75)]
+    table = frontier.frontier_table(points, "micro")
+    assert "| recipe | 5 | 5.0 | 0.9000 | — | 0.8000 | 0.7000 |" in table
+
+
+def test_macro_f1_counts_only_attributes_present_in_the_held_labels(tiny_dataset, tmp_path):
+    """The leaderboard scorer averages macro-F1 over the attributes that occur in the truth."""
+    data, _ = read_train(tiny_dataset, check_images=False)
+    held = data.subset(np.arange(12))
+    present = held.attributes.astype(bool).any(axis=0)
+    assert not present.all()  # the tiny set leaves some attributes out of 12 rows
+    write_submission(tmp_path / "s", held.file_paths, held.categories, held.attributes.astype(bool))
+    scores = frontier.score_submission(held, tmp_path / "s")
+    assert scores["attribute_macro_f1"] == 1.0  # sklearn's macro (absent attributes score 0) would be lower
 
 
 def test_timed_command_logs_output_and_names_the_log_on_failure(tmp_path):

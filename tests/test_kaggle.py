@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from fashioncomp.data.schema import Schema
 from fashioncomp.kaggle import kernel_script
 from fashioncomp.kaggle.__main__ import main as kaggle_main
 from fashioncomp.kaggle.bundle import requirements
-from fashioncomp.kaggle.push import KaggleSetupError, wait_until_ready
 from fashioncomp.kaggle.weights import WeightsError, attach_weights, export_weights
 from fashioncomp.submission import validate_submission
 
@@ -380,86 +378,3 @@ def test_requirements_come_from_setup_cfg(tmp_path: Path) -> None:
                                  {"dist": "iterative-stratification", "min": "0.1.9",
                                   "spec": "iterative-stratification>=0.1.9"}]
     assert {r["dist"] for r in requirements()} >= {"torch", "timm", "albumentations", "iterative-stratification"}
-
-
-# ------------------------------------------------------------------------------ push
-
-
-@pytest.fixture
-def folders(tmp_path: Path) -> SimpleNamespace:
-    kernel, weights = tmp_path / "kernel", tmp_path / "weights"
-    kernel.mkdir()
-    weights.mkdir()
-    (kernel / "kernel-metadata.json").write_text("{}")
-    (weights / "dataset-metadata.json").write_text('{"id": "tester/some-weights"}')
-    return SimpleNamespace(kernel=kernel, weights=weights, bin=tmp_path / "bin", log=tmp_path / "calls.log")
-
-
-def fake_kaggle_cli(folders: SimpleNamespace, exit_code: int = 0, status: str = "ready") -> Path:
-    """A `kaggle` that logs its arguments, answers `datasets status` with `status` and exits with `exit_code`."""
-    folders.bin.mkdir()
-    cli_path = folders.bin / "kaggle"
-    cli_path.write_text(f'#!/bin/sh\necho "$@" >> "{folders.log}"\n[ "$2" = status ] && echo {status}\nexit {exit_code}\n')
-    cli_path.chmod(cli_path.stat().st_mode | stat.S_IXUSR)
-    return cli_path
-
-
-def no_credentials(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(home))
-
-
-def test_push_without_the_kaggle_cli_says_what_to_install(folders: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setenv("PATH", str(folders.kernel))  # no `kaggle` there
-    assert cli("push", "--path", folders.kernel) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install kaggle" in err and "Traceback" not in err
-
-
-def test_push_without_credentials_says_what_to_set(folders: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    fake_kaggle_cli(folders)
-    monkeypatch.setenv("PATH", str(folders.bin))
-    no_credentials(monkeypatch, tmp_path / "home")
-    assert cli("push", "--path", folders.kernel) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "~/.kaggle/kaggle.json" in err and "KAGGLE_USERNAME and KAGGLE_KEY" in err
-    assert not folders.log.exists(), "the CLI must not run without credentials"
-
-    (tmp_path / "home" / ".kaggle").mkdir(parents=True)
-    (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username": "u", "key": "k"}')
-    assert cli("push", "--path", folders.kernel) == 0
-
-
-def test_push_uploads_datasets_and_kernels_in_order(folders: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
-                                                    tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    fake_kaggle_cli(folders)
-    monkeypatch.setenv("PATH", f"{folders.bin}{os.pathsep}/usr/bin:/bin")
-    no_credentials(monkeypatch, tmp_path / "home")
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    monkeypatch.setenv("KAGGLE_KEY", "secret")
-    assert cli("push", "--path", folders.weights, "--path", folders.kernel) == 0
-    assert cli("push", "--path", folders.weights, "--version-notes", "new folds") == 0
-    assert folders.log.read_text().splitlines() == [  # the kernel waits until its new dataset is ready
-        f"datasets create -p {folders.weights}", "datasets status tester/some-weights", f"kernels push -p {folders.kernel}",
-        f"datasets version -p {folders.weights} -m new folds"]
-
-    assert cli("push", "--path", tmp_path / "home") == 2  # nothing built there
-    assert "build it first" in capsys.readouterr().err
-
-
-def test_push_reports_a_failed_upload(folders: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture) -> None:
-    fake_kaggle_cli(folders, exit_code=1)
-    monkeypatch.setenv("PATH", f"{folders.bin}{os.pathsep}/usr/bin:/bin")
-    monkeypatch.setenv("KAGGLE_API_TOKEN", "token")
-    assert cli("push", "--path", folders.weights) == 2
-    assert "`kaggle datasets create` failed with exit status 1" in capsys.readouterr().err
-
-
-def test_push_stops_when_the_dataset_fails_processing(folders: SimpleNamespace) -> None:
-    cli_path = fake_kaggle_cli(folders, status="error")
-    with pytest.raises(KaggleSetupError, match="tester/some-weights is not ready"):
-        wait_until_ready(str(cli_path), "tester/some-weights", timeout_s=5, poll_s=0.01)

@@ -22,10 +22,11 @@ def baseline_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
 
 def write_baseline_submission(out_dir: Path, data_root: Path, schema: "Schema", test_paths: list[str],
                               categories: "np.ndarray", attributes: "np.ndarray", summary: str) -> Path:
-    """Write and validate the two CSVs, then print `summary` with where they went."""
-    from fashioncomp.submission import validate_submission, write_submission
+    """Write the two CSVs (validated against test.csv before they replace anything), then print
+    `summary` with where they went. Always two_csv: frontier.score_submission reads these."""
+    from fashioncomp.data.dataset_reader import read_test
+    from fashioncomp.submission import write_submission
 
-    write_submission(out_dir, test_paths, categories, attributes)
-    validate_submission(out_dir, data_root, schema)
+    write_submission(out_dir, test_paths, categories, attributes, schema=schema, test_paths=read_test(data_root))
     print(f"{summary} -> {out_dir} ({len(test_paths)} rows)")
     return out_dir

@@ -16,6 +16,9 @@ folds, that still afford `target_epochs` per fold; if none does, the combination
 epochs. Epochs fill what is left of `safety` x budget. During training the measured epoch time
 replaces the probe's, and the epochs of the folds not yet started are planned again
 (`replan_epochs`), so a machine slower or busier than the probe saw still ends in time.
+
+The plan divides time, not score: no metric can be read before training, so none is modelled
+here; each fold's best.pt and the thresholds then follow `metrics.attribute_f1`.
 """
 from __future__ import annotations
 

@@ -3,8 +3,11 @@
     python -m fashioncomp.kaggle build --config FILE --competition SLUG --kernel-id OWNER/SLUG ...
     python -m fashioncomp.kaggle build-inference --run runs/NAME --dataset-id OWNER/SLUG ...
     python -m fashioncomp.kaggle push [--path build/kaggle ...]
+    python -m fashioncomp.kaggle status|output|submit ...       (after the push: loop_commands)
 
 Modules: bundle (the script's payload and text), build (kernel folders), weights (a run as a
-dataset and back), push (the Kaggle CLI), kernel_script (the template the kernel runs).
+dataset and back), push (the uploads), kernel_script (the template the kernel runs); names
+(Kaggle's name limits), cli_runner (runs the Kaggle CLI), cli_reply (reads its replies),
+status, output and submit (after the push).
 See docs/kaggle.md.
 """

@@ -1,4 +1,5 @@
-"""python -m fashioncomp.kaggle {build,build-inference,push,attach-weights} (see --help of each)."""
+"""python -m fashioncomp.kaggle {build,build-inference,push,status,output,submit,attach-weights}
+(see --help of each)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import sys
 from typing import Any
 
 from fashioncomp.cli import fold_list, run_cli
+from fashioncomp.kaggle.loop_commands import LOOP_ACTIONS, add_loop_commands
 
 
 def _refs(text: str) -> list[str]:
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--path", dest="paths", action="append", metavar="DIR",
                       help="kernel or dataset folder (repeatable; default: build/kaggle)")
     push.add_argument("--version-notes", help="push datasets as a new version of an existing dataset")
+    add_loop_commands(sub)  # status, output, submit
     attach = sub.add_parser("attach-weights", help="(inside an inference kernel) weights dataset -> run directory")
     attach.add_argument("--weights", required=True, help="the weights dataset folder")
     attach.add_argument("--data", required=True, help="the competition data root")
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m fashioncomp.kaggle " + shlex.join(argv)
 
     def action() -> Any:
+        if args.command in LOOP_ACTIONS:
+            return LOOP_ACTIONS[args.command](args)
         if args.command == "build":
             from fashioncomp.kaggle.build import build_kernel
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from fashioncomp.config import dump_config, load_config
 from fashioncomp.io import write_json, write_text
 from fashioncomp.kaggle.bundle import BuildError, join_refs, payload_files, render_script, requirements
+from fashioncomp.kaggle.names import check_dataset_id, check_kernel_id
 from fashioncomp.kaggle.weights import DATASET_METADATA, export_weights
 
 # until the submission-formats branch provides fashioncomp.submission.submission_files /
@@ -89,7 +90,7 @@ class KernelSpec:
 
     def check(self) -> None:
         check_ref(self.competition, "--competition", owner=False)
-        check_ref(self.kernel_id, "--kernel-id")
+        check_kernel_id(self.kernel_id, "--kernel-id")  # Kaggle's limits, title included
         for ref in self.dataset_sources:
             check_ref(ref, "--dataset-sources")
         for ref in self.kernel_sources:
@@ -211,7 +212,7 @@ def build_inference(run_dir: Path | str, dataset_id: str, spec: KernelSpec,
                     command: str = "") -> tuple[Path, Path]:
     """A weights dataset from a finished run, and a kernel that predicts with it (predict + make_submission)."""
     spec.check()
-    check_ref(dataset_id, "--dataset-id")
+    check_dataset_id(dataset_id, "--dataset-id")
     run_dir = Path(run_dir)
     if (run_dir / "config.yaml").is_file():  # a submission the kernel cannot hand in: refused before any copy
         spec.submission_outputs(load_config(run_dir / "config.yaml"))
