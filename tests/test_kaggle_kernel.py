@@ -15,12 +15,11 @@ from types import ModuleType
 
 import pytest
 
-from fashioncomp import submission
 from fashioncomp.budget.duration import parse_duration
-from fashioncomp.config import load_config
 from fashioncomp.kaggle import kernel_script
 from fashioncomp.kaggle.__main__ import main as kaggle_main
 from fashioncomp.pipeline import Run, init_run
+from fashioncomp.submission import CODE_COMPETITION_FILE, submission_files
 
 REPO = Path(__file__).resolve().parents[1]
 COMPETITION = "fashion-tiny"
@@ -173,8 +172,11 @@ def test_kernel_runs_the_converter_on_the_mounted_data(tmp_path: Path, monkeypat
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--convert", "no-such-format"], "--convert"),
+    (["--convert", "no-such-format"], "--convert: unknown converter 'no-such-format'; known: csv, deepfashion, json"),
     (["--convert-options", "--val-as train"], "--convert-options needs --convert NAME"),
+    (["--convert", "deepfashion", "--convert-options", "--val-as sideways"], "invalid choice: 'sideways'"),
+    (["--convert", "deepfashion", "--convert-options", "--val-as 'train"], "--convert-options: No closing quotation"),
+    (["--convert", "csv", "--convert-options", "--category-col c"], "required: --image-col"),
 ])
 def test_build_checks_the_converter(tmp_path: Path, capsys: pytest.CaptureFixture, args: list, message: str) -> None:
     assert build(tmp_path, *args) == 2
@@ -182,7 +184,6 @@ def test_build_checks_the_converter(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_build_puts_the_converter_in_the_kernel(tmp_path: Path) -> None:
-    pytest.importorskip("fashioncomp.convert", reason="the converters (fashioncomp.convert) are not on this branch")
     assert build(tmp_path, "--convert", "deepfashion", "--convert-options", "--val-as 'train'") == 0
     assert load_built(tmp_path).SETTINGS["convert"] == {"name": "deepfashion", "options": ["--val-as", "train"]}
 
@@ -216,13 +217,14 @@ def test_code_competition_needs_a_one_file_format(tmp_path: Path, capsys: pytest
                                                                    "attribute.csv": "attribute.csv"}
 
 
-def test_code_competition_kernel_writes_submission_csv(tmp_path: Path) -> None:
-    if not hasattr(submission, "submission_files"):
-        pytest.skip("the submission formats (fashioncomp.submission.submission_files) are not on this branch")
-    config = load_config(REPO / "configs" / "default.yaml", ["submission.format=single_csv"])
-    (name,) = submission.submission_files(config)
-    assert build(tmp_path, "--set", "submission.format=single_csv", "--code-competition") == 0
-    assert load_built(tmp_path).SETTINGS["submission_outputs"] == {name: "submission.csv"}
+@pytest.mark.parametrize("fmt", ["single_csv", "image_label_ids", "long"])
+def test_code_competition_kernel_writes_submission_csv(tmp_path: Path, fmt: str) -> None:
+    (name,) = submission_files(fmt)
+    assert build(tmp_path, "--set", f"submission.format={fmt}", "--code-competition") == 0
+    settings = load_built(tmp_path).SETTINGS
+    assert settings["submission_outputs"] == {name: CODE_COMPETITION_FILE}
+    assert build(tmp_path, "--set", f"submission.format={fmt}") == 0  # a file competition collects the same file
+    assert load_built(tmp_path).SETTINGS["submission_outputs"] == {name: name}
 
 
 # ------------------------------------------------------------------------------ albumentations offline

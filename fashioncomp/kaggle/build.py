@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shlex
 import shutil
@@ -17,11 +19,7 @@ from fashioncomp.io import write_json, write_text
 from fashioncomp.kaggle.bundle import BuildError, join_refs, payload_files, render_script, requirements
 from fashioncomp.kaggle.names import check_dataset_id, check_kernel_id
 from fashioncomp.kaggle.weights import DATASET_METADATA, export_weights
-
-# until the submission-formats branch provides fashioncomp.submission.submission_files /
-# CODE_COMPETITION_FILE: today's two CSVs, and the one file Kaggle's code competitions read
-DEFAULT_SUBMISSION_FILES = ("category.csv", "attribute.csv")
-KAGGLE_CODE_SUBMISSION = "submission.csv"
+from fashioncomp.submission import CODE_COMPETITION_FILE, submission_files
 
 KERNEL_METADATA = "kernel-metadata.json"
 OWNER_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]{2,49}")
@@ -42,34 +40,22 @@ def title_for(ref: str) -> str:
     return ref.rpartition("/")[2].replace("-", " ")
 
 
-def submission_files(config: dict[str, Any]) -> tuple[str, ...]:
-    """The files the config's submission format writes (the kernel copies them to its working root)."""
-    try:
-        from fashioncomp.submission import submission_files as format_files
-    except ImportError:  # fallback until the submission formats land: the one format there is
-        return DEFAULT_SUBMISSION_FILES
-    return tuple(format_files(config))
+def check_converter(name: str, options: Sequence[str]) -> None:
+    """`--convert NAME --convert-options "..."` as `python -m fashioncomp.convert` will parse them in the kernel."""
+    from fashioncomp.convert import CONVERTERS
+    from fashioncomp.convert.__main__ import build_parser
 
-
-def code_competition_file() -> str:
-    try:
-        from fashioncomp.submission import CODE_COMPETITION_FILE
-    except ImportError:  # fallback until the submission formats land
-        return KAGGLE_CODE_SUBMISSION
-    return str(CODE_COMPETITION_FILE)
-
-
-def check_converter(name: str) -> str:
-    """`--convert NAME`: a converter this fashioncomp has (the kernel runs `python -m fashioncomp.convert NAME`)."""
-    try:
-        from fashioncomp.convert import CONVERTERS
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("fashioncomp.convert", "fashioncomp"):
-            raise
-        raise BuildError(f"--convert {name}: this fashioncomp has no converters (fashioncomp.convert)") from None
     if name not in CONVERTERS:
         raise BuildError(f"--convert: unknown converter '{name}'; known: {', '.join(sorted(CONVERTERS))}")
-    return name
+    messages = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(messages):  # argparse reports by exiting; its last line says what is wrong
+            args = vars(build_parser().parse_args([name, "SRC", "DST", *options]))
+    except SystemExit:
+        problem = messages.getvalue().strip().splitlines()[-1:] or ["invalid"]
+        raise BuildError(f"--convert {name} --convert-options '{shlex.join(options)}': {problem[0]}") from None
+    given = {key: value for key, value in args.items() if value is not None and key not in ("converter", "src", "dst", "force")}
+    CONVERTERS[name].resolve_options(given)  # a missing or malformed option: one ConvertError
 
 
 @dataclass
@@ -100,10 +86,9 @@ class KernelSpec:
         if Path(self.data_subdir).is_absolute() or ".." in Path(self.data_subdir).parts:
             raise BuildError(f"--data-subdir: '{self.data_subdir}' must be a relative path inside the competition data")
         if self.convert:
-            check_converter(self.convert)
+            check_converter(self.convert, self.converter_args())
         elif self.convert_options:
             raise BuildError("--convert-options needs --convert NAME")
-        self.converter_args()
 
     def converter_args(self) -> list[str]:
         try:
@@ -117,10 +102,10 @@ class KernelSpec:
         if not self.code_competition:
             return {name: name for name in files}
         if len(files) != 1:
-            raise BuildError(f"--code-competition: Kaggle reads one {code_competition_file()}, but the submission "
+            raise BuildError(f"--code-competition: Kaggle reads one {CODE_COMPETITION_FILE}, but the submission "
                              f"format writes {len(files)} files ({', '.join(files)}); choose a one-file format with "
                              "--set submission.format=... (see README, Submission formats)")
-        return {files[0]: code_competition_file()}
+        return {files[0]: CODE_COMPETITION_FILE}
 
     @property
     def code_file(self) -> str:
