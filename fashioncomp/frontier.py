@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
 import time
@@ -116,9 +117,13 @@ def _timed_command(cmd: Sequence[str], log: Path) -> float:
     started = time.perf_counter()
     done = None
 
+    # run_all.sh calls `python`: the frontier's own interpreter first on PATH, so every point runs
+    # with the same environment even when the frontier was started by the venv's full path
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+
     def run(out: Any) -> None:
         nonlocal done
-        done = subprocess.run([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        done = subprocess.run([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
     write_stream(log, run)
     if done.returncode != 0:

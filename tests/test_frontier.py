@@ -130,3 +130,12 @@ def test_timed_command_logs_output_and_names_the_log_on_failure(tmp_path):
     with pytest.raises(frontier.FrontierError, match="failed \\(exit 3\\); see .*bad.txt"):
         frontier._timed_command([sys.executable, "-c", "import sys; print('oops'); sys.exit(3)"], tmp_path / "bad.txt")
     assert (tmp_path / "bad.txt").read_text() == "oops\n"
+
+
+def test_timed_command_runs_python_from_the_frontiers_own_interpreter(tmp_path, monkeypatch):
+    """run_all.sh calls `python`: it must be the frontier's, not whatever PATH had first."""
+    import sys
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # as when the frontier is started by the venv's full path
+    frontier._timed_command(["bash", "-c", "python -c 'import sys; print(sys.prefix)'"], tmp_path / "which.txt")
+    assert (tmp_path / "which.txt").read_text().strip() == sys.prefix
