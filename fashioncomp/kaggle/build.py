@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -17,22 +16,11 @@ from typing import Any, Sequence
 from fashioncomp.config import dump_config, load_config
 from fashioncomp.io import write_json, write_text
 from fashioncomp.kaggle.bundle import BuildError, join_refs, payload_files, render_script, requirements
-from fashioncomp.kaggle.names import check_dataset_id, check_kernel_id
+from fashioncomp.kaggle.names import check_competition, check_dataset_id, check_kernel_id
 from fashioncomp.kaggle.weights import DATASET_METADATA, export_weights
 from fashioncomp.submission import CODE_COMPETITION_FILE, submission_files
 
 KERNEL_METADATA = "kernel-metadata.json"
-OWNER_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]{2,49}")
-SLUG = re.compile(r"[a-z0-9][a-z0-9-]{2,49}")
-
-
-def check_ref(ref: str, what: str, owner: bool = True) -> str:
-    """A Kaggle reference: 'owner/slug' for kernels and datasets, 'slug' for competitions."""
-    pattern, form = (OWNER_SLUG, "owner/slug") if owner else (SLUG, "slug")
-    if not pattern.fullmatch(ref or ""):
-        raise BuildError(f"{what}: '{ref}' is not a Kaggle {form} (lowercase letters, digits and dashes, "
-                         "3-50 characters, as in the address on kaggle.com)")
-    return ref
 
 
 def title_for(ref: str) -> str:
@@ -75,14 +63,14 @@ class KernelSpec:
     code_competition: bool = False      # the kernel's output is the submission: one submission.csv
 
     def check(self) -> None:
-        check_ref(self.competition, "--competition", owner=False)
+        check_competition(self.competition, "--competition")
         check_kernel_id(self.kernel_id, "--kernel-id")  # Kaggle's limits, title included
         for ref in self.dataset_sources:
-            check_ref(ref, "--dataset-sources")
+            check_dataset_id(ref, "--dataset-sources")
         for ref in self.kernel_sources:
-            check_ref(ref, "--kernel-sources")
+            check_kernel_id(ref, "--kernel-sources")
         if self.wheels_dataset:
-            check_ref(self.wheels_dataset, "--wheels-dataset")
+            check_dataset_id(self.wheels_dataset, "--wheels-dataset")
         if Path(self.data_subdir).is_absolute() or ".." in Path(self.data_subdir).parts:
             raise BuildError(f"--data-subdir: '{self.data_subdir}' must be a relative path inside the competition data")
         if self.convert:
