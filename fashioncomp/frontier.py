@@ -119,9 +119,9 @@ def _timed_command(cmd: Sequence[str], log: Path) -> float:
     started = time.perf_counter()
     done = None
 
-    # run_all.sh calls `python`: the frontier's own interpreter first on PATH, so every point runs
-    # with the same environment even when the frontier was started by the venv's full path
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    # run_all.sh runs "$PYTHON" (default: `python` from PATH): the frontier's own interpreter, so
+    # every point runs with the same environment even when the frontier was started by the venv's full path
+    env = {**os.environ, "PYTHON": sys.executable}
 
     def run(out: Any) -> None:
         nonlocal done

@@ -133,9 +133,13 @@ def test_timed_command_logs_output_and_names_the_log_on_failure(tmp_path):
 
 
 def test_timed_command_runs_python_from_the_frontiers_own_interpreter(tmp_path, monkeypatch):
-    """run_all.sh calls `python`: it must be the frontier's, not whatever PATH had first."""
+    """run_all.sh runs "$PYTHON", else `python` from PATH: it must be the frontier's, not whatever PATH had first."""
     import sys
 
+    default = 'PYTHON="${PYTHON:-python}"'
+    assert default in (frontier.REPO / "pipelines" / "run_all.sh").read_text()
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # as when the frontier is started by the venv's full path
-    frontier._timed_command(["bash", "-c", "python -c 'import sys; print(sys.prefix)'"], tmp_path / "which.txt")
+    monkeypatch.delenv("PYTHON", raising=False)
+    frontier._timed_command(["bash", "-c", default + "; \"$PYTHON\" -c 'import sys; print(sys.prefix)'"],
+                            tmp_path / "which.txt")
     assert (tmp_path / "which.txt").read_text().strip() == sys.prefix
