@@ -214,3 +214,31 @@ def test_a_refit_after_folds_that_ran_fast_takes_the_time_they_left(tmp_path):
     refit = json.loads((tmp_path / "refit" / "budget.json").read_text())
     assert refit["epochs"] > plan.refit_epochs and refit["planned_epochs"] == plan.refit_epochs
     assert 1200 * 0.8 <= used <= 1200 * 1.10
+
+
+def test_the_probe_times_only_its_measured_steps_after_the_warm_up(tiny_dataset, tmp_path, monkeypatch, one_thread):
+    """Slow warm-up steps (allocator, kernel caches) must not lower the speed the plan is made from."""
+    import time
+    from types import SimpleNamespace
+
+    from fashioncomp.budget import probe
+    from fashioncomp.config import load_config
+    from fashioncomp.data.group_discovery import read_train_for_recipe
+    from fashioncomp.data.images import build_image_cache
+    from fashioncomp.tasks import tasks_from_config
+
+    calls = []
+
+    def fake_epoch(opt, batches, epoch, mix_rng):
+        n = sum(1 for _ in batches)
+        calls.append(n)
+        time.sleep(n * (0.2 if len(calls) == 1 else 0.01))  # the warm-up runs 20x slower per step
+        return SimpleNamespace(steps=n)
+
+    monkeypatch.setattr(probe, "train_one_epoch", fake_epoch)
+    cfg = load_config(None, TINY + ["train.batch_size=8"])
+    data, schema = read_train_for_recipe(tiny_dataset, cfg["data"])
+    images, _ = build_image_cache(tiny_dataset, data.file_paths, 32, tmp_path)
+    speeds = probe.probe_speeds(cfg, images, data, tasks_from_config(schema, cfg["data"]), schema.num_attributes)
+    assert calls == [2, 20]  # the loader cycles: 96 rows give 12 batches of 8, more steps than one pass
+    assert 400 < speeds.train_ips <= 800  # 8 images per 0.01 s step, less overhead; timing the warm-up too reads about 240

@@ -63,7 +63,7 @@ def test_run_frontier_orders_resumes_and_writes_table_and_plot(tiny_dataset, tmp
             out = out / name
         paths = list(pd.read_csv(Path(cmd[cmd.index("--data") + 1]) / "test.csv")["file_path"])
         write_submission(out, paths, np.array([truth[p][0] for p in paths]), np.stack([truth[p][1] for p in paths]))
-        return 1.5
+        return 0.9 * float(cmd[cmd.index("--budget") + 1][:-1]) if "run_all.sh" in cmd[1] else 1.5
 
     monkeypatch.setattr(frontier, "_timed_command", fake)
     points = frontier.run_frontier(tiny_dataset, Path("configs/cpu.yaml"), [5, 10], tmp_path / "w", None)
@@ -71,7 +71,7 @@ def test_run_frontier_orders_resumes_and_writes_table_and_plot(tiny_dataset, tmp
         ("logreg", None), ("recipe", 5), ("plain", 5), ("recipe", 10), ("plain", 10)]
     assert all(p.scores["category_accuracy"] == 1.0 for p in points)
     plain_5 = next(c for c in calls if "fashioncomp.baselines.plain" in c and "5m" in c[c.index("--out") + 1])
-    assert plain_5[plain_5.index("--minutes") + 1] == "5"  # the same wall minutes as the recipe
+    assert plain_5[plain_5.index("--minutes") + 1] == "4.50"  # the recipe's measured wall minutes at 5
     assert "--budget" in calls[1] and calls[1][calls[1].index("--budget") + 1] == "5m"
 
     calls.clear()
@@ -80,7 +80,7 @@ def test_run_frontier_orders_resumes_and_writes_table_and_plot(tiny_dataset, tmp
     out = frontier.write_frontier(again, tmp_path / "docs" / "frontier.md", "python -m fashioncomp.frontier ...",
                                   "samples")
     text = out.read_text()
-    assert "| recipe | 20 | 1.5 | 1.0000 | 1.0000 | 1.0000 | 1.0000 |" in text and "![score against minutes](frontier.png)" in text
+    assert "| recipe | 20 | 18.0 | 1.0000 | 1.0000 | 1.0000 | 1.0000 |" in text and "![score against minutes](frontier.png)" in text
     assert "- 20 min: recipe - plain = category acc +0.0000, attribute mean-F1 (optimised) +0.0000" in text
     assert (tmp_path / "docs" / "frontier.png").stat().st_size > 10_000
 

@@ -1,8 +1,13 @@
 """Measure this machine's speed for a recipe: a few real training steps and one inference pass.
 
 The probe runs the pipeline's own code (cached images, augmentation, loader, `train_one_epoch`,
-`predict_probs`) on the dataset's first rows for a few seconds, after a warm-up step, and
+`predict_probs`) on the dataset's first rows for a few seconds, after warm-up steps, and
 returns images/s at the recipe's image size. Its model is thrown away.
+
+Why 20 measured steps after 2 warm-up steps: on 2 cores the first steps after the warm-up still
+run slow (allocator, oneDNN kernel caches), and 6 steps read the 20-minute recipe's speed 5-10 %
+low, once 30 % low, which cost epochs the budget had room for; 20 steps read within 2 % of each
+other (about 12 s at 112 px).
 """
 from __future__ import annotations
 
@@ -24,13 +29,13 @@ from fashioncomp.training.train import amp_dtype_for, class_frequencies, create_
 
 
 def probe_speeds(cfg: dict[str, Any], images: Any, data: LabelledData, tasks: list[Task], num_attributes: int,
-                 steps: int = 6) -> Speeds:
+                 steps: int = 20, warmup_steps: int = 2) -> Speeds:
     """Training and one-view inference images/s of the recipe `cfg` on `images` (cached [N, S, S, 3])."""
     torch.manual_seed(0)
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     batch = min(int(cfg["train"]["batch_size"]), len(data))
-    index = np.arange(min(len(data), batch * (steps + 1)))
+    index = np.arange(min(len(data), batch * (steps + warmup_steps)))
     device = pick_device()
     amp = amp_dtype_for(device, cfg["train"]["amp"])
     targets, masks = encode_targets(data, tasks)
@@ -38,14 +43,15 @@ def probe_speeds(cfg: dict[str, Any], images: Any, data: LabelledData, tasks: li
     model = model.to(device)
     if cfg["train"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    opt = create_optimisation(cfg, model, tasks, class_frequencies(targets, masks, index), steps + 1, device, amp)
+    opt = create_optimisation(cfg, model, tasks, class_frequencies(targets, masks, index), steps + warmup_steps, device,
+                              amp)
     transform = create_train_transform(cfg["augment"], seed=0, image_size=int(cfg["data"]["image_size"]))
     dataset = ImageTargetsDataset(images, index, targets, masks, transform, aug_seed=0)
     loader = create_train_loader(dataset, batch, int(cfg["data"]["num_workers"]), seed=0,
                                  pin_memory=device.type == "cuda")
     batches = itertools.chain.from_iterable(itertools.repeat(loader))  # as many passes as the steps need
     rng = np.random.default_rng(0)
-    train_one_epoch(opt, itertools.islice(batches, 1), epoch=0, mix_rng=rng)  # warm-up: allocator, lazy init
+    train_one_epoch(opt, itertools.islice(batches, warmup_steps), epoch=0, mix_rng=rng)  # allocator, lazy init
     started = time.perf_counter()
     done = train_one_epoch(opt, itertools.islice(batches, steps), epoch=0, mix_rng=rng).steps * batch
     train_ips = done / (time.perf_counter() - started)
