@@ -93,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
         "patience": None,        # None -> int(max(6, 1 + sqrt(epochs)))
         "min_delta": 0.001,
         "early_stop_on": "score",  # score | loss: what early stopping watches on the held-out fold
+        "validate_last": None,   # N: validate a fold only in its last N epochs (None = every epoch)
         "checkpoint_on": "score",  # score | loss: what best.pt is chosen by
         "grad_clip": 5.0,
         "deterministic": False,

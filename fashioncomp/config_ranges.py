@@ -88,6 +88,7 @@ RANGES: dict[str, Range] = {
     "train.cutmix_alpha": NON_NEGATIVE,
     "train.mix_prob": UNIT,
     "train.patience": COUNT,
+    "train.validate_last": COUNT,
     "train.min_delta": NON_NEGATIVE,
     "train.grad_clip": NON_NEGATIVE,     # 0 = off
     "train.threads": Range(1, 1024),
@@ -118,7 +119,7 @@ RANGES: dict[str, Range] = {
     "predict.batch_size": BATCH,
 }
 # numeric keys whose default None means "decided elsewhere" (None stays valid)
-NULLABLE = {"refit.epochs", "train.patience", "train.threads", "budget.minutes", "model.mlp_dropout",
+NULLABLE = {"refit.epochs", "train.patience", "train.validate_last", "train.threads", "budget.minutes", "model.mlp_dropout",
             "model.decoder_dropout"}
 DURATIONS = {"budget.minutes"}
 

@@ -242,3 +242,14 @@ def test_the_probe_times_only_its_measured_steps_after_the_warm_up(tiny_dataset,
     speeds = probe.probe_speeds(cfg, images, data, tasks_from_config(schema, cfg["data"]), schema.num_attributes)
     assert calls == [2, 20]  # the loader cycles: 96 rows give 12 batches of 8, more steps than one pass
     assert 400 < speeds.train_ips <= 800  # 8 images per 0.01 s step, less overhead; timing the warm-up too reads about 240
+
+
+def test_validating_only_the_last_epochs_buys_epochs_within_the_same_budget():
+    limits = Limits(folds=(2,), image_sizes=(96,))
+    every = plan_budget(1200, PROBE, Workload(3000, 1000, 2, 60.0, refit=True), limits)
+    last_two = plan_budget(1200, PROBE, Workload(3000, 1000, 2, 60.0, refit=True, validated_epochs=2), limits)
+    assert last_two.epochs > every.epochs and total(last_two) <= 1200 * limits.safety
+    # what a fold really pays: training in every epoch, the held-out half's pass in the last two only
+    fold = last_two.epochs * 1500 / PROBE.train_ips + 2 * 1500 / PROBE.infer_ips
+    assert last_two.stage_seconds["train"] == pytest.approx(2 * fold)
+    assert every.stage_seconds["train"] == pytest.approx(2 * every.epochs * (1500 / PROBE.train_ips + 1500 / PROBE.infer_ips))

@@ -1,4 +1,6 @@
-"""The training data path: epoch-seeded sampling and augmentation, persistent workers, layout."""
+"""The training data path: epoch-seeded sampling and augmentation, persistent workers, layout;
+which epochs validate (train.validate_last)."""
+import json
 import os
 import pickle
 from pathlib import Path
@@ -16,6 +18,7 @@ from fashioncomp.data.torch_dataset import (
 from fashioncomp.data.transforms import create_train_transform
 from fashioncomp.inference.predict import read_rows
 from fashioncomp.pipeline import init_run, stage_split, stage_train
+from fashioncomp.training.checkpoint import load_checkpoint
 
 
 def _images(n=40, size=24, seed=0):
@@ -154,3 +157,43 @@ def test_gpu_recipe_is_a_valid_config():
     assert cfg["data"]["image_size"] >= 224 and cfg["data"]["num_workers"] == 4
     assert cfg["train"]["amp"] and cfg["model"]["pretrained"] is False
     assert cfg["split"]["n_folds"] == 5 and cfg["predict"]["tta"] == ["none", "hflip"]
+
+
+TINY_FOLD = ["model.backbone=test_resnet", "data.image_size=32", "split.n_folds=2", "train.batch_size=16",
+             "train.threads=1"]
+
+
+def test_validate_last_validates_only_the_last_epochs_and_keeps_best_among_them(tiny_dataset, tmp_path,
+                                                                                 restore_torch_globals, capsys):
+    run = init_run(tmp_path / "run", tiny_dataset, None, TINY_FOLD + ["train.epochs=4", "train.validate_last=2"])
+    stage_split(run)
+    stage_train(run, [0], progress=False)
+    metrics = pd.read_csv(run.fold_dir(0) / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2, 3, 4]
+    assert metrics["val/score"].isna().tolist() == [True, True, False, False]
+    done = json.loads((run.fold_dir(0) / "done.json").read_text())
+    best = metrics.loc[metrics["val/score"].idxmax()]
+    assert done["best_epoch"] == best["epoch"] and done["best"]["val/score"] == pytest.approx(best["val/score"])
+    assert load_checkpoint(run.fold_dir(0) / "best.pt")["epoch"] == best["epoch"] - 1
+    out = capsys.readouterr().out
+    assert out.count("not validated (train.validate_last)") == 2 and out.count("val cat-acc") == 2
+
+
+def test_a_time_limit_before_the_validated_epochs_still_validates_and_keeps_the_last(tiny_dataset, tmp_path,
+                                                                                   restore_torch_globals):
+    from fashioncomp.data.group_discovery import read_train_for_recipe
+    from fashioncomp.tasks import tasks_from_config
+    from fashioncomp.training.train import FoldInputs, train_fold
+
+    cfg = load_config(None, TINY_FOLD + ["train.epochs=4", "train.validate_last=2"])
+    data, schema = read_train_for_recipe(tiny_dataset, cfg["data"])
+    images, _ = build_image_cache(tiny_dataset, data.file_paths, 32, tmp_path / "cache", progress=False)
+    rows = np.arange(len(data))
+    inputs = FoldInputs(images, data, schema, tasks_from_config(schema, cfg["data"]), rows[rows % 2 == 0],
+                        rows[rows % 2 == 1])
+    # one epoch fits in the limit, the second would not: the fold stops before its validated epochs
+    row = train_fold(cfg, inputs, 0, tmp_path / "fold", torch.device("cpu"), progress=False, time_limit=1e-6)
+    assert row["epoch"] == 1 and 0 <= row["val/score"] <= 1
+    metrics = pd.read_csv(tmp_path / "fold" / "metrics.csv")
+    assert len(metrics) == 1 and metrics["val/score"].notna().all()
+    assert load_checkpoint(tmp_path / "fold" / "best.pt")["metrics"]["score"] == pytest.approx(row["val/score"])

@@ -4,7 +4,8 @@ The time of every stage is modelled from two speeds measured on this machine for
 (training and inference images/s at one image size, see probe.py) and the dataset's size:
 
     one epoch of a fold   train rows / train_ips x progressive-resizing factor
-                          +  held-out rows / infer_ips   (validation)
+                          +  held-out rows / infer_ips   (validation; with train.validate_last N,
+                             only N epochs of a fold pay it)
     one epoch of refit    all rows / train_ips x the same factor (refit.epochs_ratio per fold epoch)
     OOF                   train rows x TTA views / infer_ips
     test prediction       test rows x TTA views x folds / infer_ips
@@ -55,6 +56,7 @@ class Workload:
     refit: bool = False          # one more network on every row after the folds (refit.enabled)
     refit_ratio: float = 1.0     # its epochs per fold epoch (refit.epochs_ratio)
     progressive: tuple[int, float] = (0, 0.5)  # (train.progressive_from, train.progressive_until)
+    validated_epochs: int | None = None  # train.validate_last: epochs of a fold that validate (None: all)
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,12 @@ class Plan:
                 f"{self.speeds['infer_ips']:.0f} img/s); planned minutes: {minutes}")
 
 
-def epoch_seconds(speeds: Speeds, n_train: int, folds: int, train_cost: float = 1.0) -> float:
-    """One epoch of one fold: training on its rows (x `train_cost`, see `cost_factor`), validating the rest."""
+def epoch_seconds(speeds: Speeds, n_train: int, folds: int, train_cost: float = 1.0,
+                  validated_share: float = 1.0) -> float:
+    """One epoch of one fold: training on its rows (x `train_cost`, see `cost_factor`), validating the
+    rest (in `validated_share` of the epochs, on average)."""
     val_rows = n_train / folds
-    return (n_train - val_rows) / speeds.train_ips * train_cost + val_rows / speeds.infer_ips
+    return (n_train - val_rows) / speeds.train_ips * train_cost + validated_share * val_rows / speeds.infer_ips
 
 
 def _fixed_stages(speeds: Speeds, work: Workload, folds: int) -> dict[str, float]:
@@ -135,7 +139,9 @@ def _training_seconds(speeds: Speeds, work: Workload, folds: int, epochs: int) -
     always runs at the full size.
     """
     start, until = work.progressive
-    fold_epoch = epoch_seconds(speeds, work.n_train, folds, cost_factor(epochs, speeds.image_size, start, until))
+    validated = epochs if work.validated_epochs is None else min(epochs, work.validated_epochs)
+    fold_epoch = epoch_seconds(speeds, work.n_train, folds, cost_factor(epochs, speeds.image_size, start, until),
+                               validated / epochs if epochs else 1.0)
     folds_seconds = folds * epochs * fold_epoch
     if not work.refit or epochs == 0:
         return folds_seconds, 0.0, 0

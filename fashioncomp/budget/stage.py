@@ -48,7 +48,8 @@ def stage_plan(run: Run, force: bool = False) -> Plan | None:
     fixed = float(cfg["budget"]["fixed_seconds"]) + probe_seconds + LATER_PROCESSES * startup
     work = Workload(len(data), n_test, len(cfg["predict"]["tta"]), fixed, refit=bool(cfg["refit"]["enabled"]),
                     refit_ratio=float(cfg["refit"]["epochs_ratio"]),
-                    progressive=progressive_settings(cfg["train"]))
+                    progressive=progressive_settings(cfg["train"]),
+                    validated_epochs=cfg["train"]["validate_last"])
     plan = plan_budget(budget_seconds, speeds, work, limits)
     write_json(out, plan.to_dict())
     print(f"plan (probe {probe_seconds:.0f}s, {startup:.1f}s to start a stage): " + plan.describe() + f"\nplan: saved to {out}")

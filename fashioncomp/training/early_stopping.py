@@ -33,7 +33,7 @@ class Plateau:
     best: float = math.nan
     bad_epochs: int = 0
     epochs_seen: int = 0
-    best_index: int = 0    # the epoch (0-based) that set `best`: the one whose checkpoint was kept
+    best_index: int = 0    # the validated epoch (0-based, among those) that set `best`: its checkpoint was kept
 
     def __post_init__(self) -> None:
         self.best = -math.inf if self.higher_is_better else math.inf
@@ -50,13 +50,18 @@ class Plateau:
 
     def replay(self, history: Sequence[dict[str, Any]]) -> None:
         """Bring the state up to date with the logged epochs of a resumed run."""
-        for row in history:
+        for row in validated(history, self.name):
             self.update(row[f"val/{self.name}"])
 
     def best_row(self, history: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """The logged epoch that set the best value: the checkpoint kept as best.pt (a later epoch
         within min_delta of it is no improvement and was not kept)."""
-        return history[self.best_index]
+        return validated(history, self.name)[self.best_index]
+
+
+def validated(history: Sequence[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The logged epochs that were validated (train.validate_last skips the earlier ones)."""
+    return [row for row in history if f"val/{name}" in row]
 
 
 def plateau_for(key: str, name: str, min_delta: float) -> Plateau:

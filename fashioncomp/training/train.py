@@ -2,7 +2,7 @@
 
 Per epoch: shuffle (seeded by epoch), augment (seeded by epoch and row), forward all tasks,
 combine task losses, step AdamW and the warm-up + cosine schedule (per step), then validate on
-the held-out fold, log a metrics row, keep the best checkpoint and stop early when the score (or,
+the held-out fold (every epoch, or only the last `train.validate_last`), log a metrics row, keep the best checkpoint and stop early when the score (or,
 with `train.early_stop_on: loss`, the validation loss) stops changing (early_stopping). The
 DataLoader and its workers live for the whole fold.
 
@@ -46,7 +46,7 @@ from fashioncomp.postprocessing.decode import decode_attributes
 from fashioncomp.tasks import Task, encode_targets
 from fashioncomp.training import distributed
 from fashioncomp.training.checkpoint import load_checkpoint, save_checkpoint
-from fashioncomp.training.early_stopping import plateau_for
+from fashioncomp.training.early_stopping import plateau_for, validated
 from fashioncomp.training.mixing import mix_batch
 from fashioncomp.training.progressive import epoch_image_size, progressive_settings, resize_batch
 
@@ -146,6 +146,14 @@ def logged_epoch_seconds(fold_dir: Path) -> list[float]:
     """Seconds of every finished epoch of a fold, from its metrics.csv ([] if none)."""
     path = fold_dir / "metrics.csv"
     return [float(s) for s in pd.read_csv(path)["seconds"]] if path.is_file() else []
+
+
+def first_validated_epoch(train_cfg: dict[str, Any]) -> int:
+    """The first epoch (0-based) a fold validates: `train.validate_last` N leaves out all but the last
+    N, whose best.pt is all a cosine schedule needs (it keeps improving to the end), and saves the
+    held-out pass, a third of a fold epoch on 2 CPU cores."""
+    last = train_cfg.get("validate_last")
+    return 0 if last is None else max(0, int(train_cfg["epochs"]) - int(last))
 
 
 def next_epoch_fits(epoch_seconds: Sequence[float], time_limit: float | None) -> bool:
@@ -345,6 +353,14 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     opt.forward = torch.compile(opt.forward) if tcfg["compile"] else opt.forward
 
     patience = patience_for(tcfg)
+    first_validated = first_validated_epoch(tcfg)
+
+    def held_out_metrics(eval_model: torch.nn.Module) -> dict[str, float]:
+        metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main else {}
+        if needs_val_loss and ctx.is_main:
+            metrics["loss"] = validation_loss(eval_model, opt, inputs, targets, masks, cfg["predict"]["batch_size"])
+        return distributed.broadcast_from_main(metrics)
+
     full_side, (start_side, until) = int(cfg["data"]["image_size"]), progressive_settings(tcfg)
     for epoch in range(start_epoch, tcfg["epochs"]):
         if stopper.bad_epochs >= patience:
@@ -369,10 +385,8 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         weighting.end_epoch(result.mean_losses, result.output_losses)
 
         eval_model = ema.module if ema is not None else model
-        metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main and validate else {}
-        if needs_val_loss and ctx.is_main and validate:
-            metrics["loss"] = validation_loss(eval_model, opt, inputs, targets, masks, cfg["predict"]["batch_size"])
-        metrics = distributed.broadcast_from_main(metrics)
+        validate_now = validate and epoch >= first_validated
+        metrics = held_out_metrics(eval_model) if validate_now else {}
         row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"],
                "image_size": side}
         row.update({f"loss/{k}": v for k, v in result.mean_losses.items()})
@@ -380,8 +394,8 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         row.update({f"val/{k}": v for k, v in metrics.items()})
         history.append(row)
         # without held-out rows (a refit on every row) the model kept is the last epoch's
-        improved = not validate or keeper.update(metrics[keeper.name])
-        if validate:
+        improved = not validate or (validate_now and keeper.update(metrics[keeper.name]))
+        if validate_now:
             stopper.update(metrics[stopper.name])
         if ctx.is_main and improved and (validate or epoch + 1 == tcfg["epochs"]):
             save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
@@ -393,9 +407,20 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
             scores = (f"val cat-acc {metrics['category_accuracy']:.4f}  {attribute.label.removeprefix('attribute ')} "
                       f"{metrics[attribute.key]:.4f}  score {metrics['score']:.4f}"
                       + (f"  loss {metrics['loss']:.4f}" if "loss" in metrics else "")
-                      + ("  *" if improved else "") if validate else "no held-out rows")
+                      + ("  *" if improved else "") if validate_now
+                      else "not validated (train.validate_last)" if validate else "no held-out rows")
             print(f"fold {fold} epoch {epoch + 1}: loss {row['train_loss']:.4f}  {scores}  ({row['seconds']:.0f}s)",
                   flush=True)
+    if validate and history and not validated(history, keeper.name):
+        # the time limit stopped the fold before the epochs train.validate_last validates: keep its last
+        eval_model = ema.module if ema is not None else model
+        metrics = held_out_metrics(eval_model)
+        history[-1].update({f"val/{k}": v for k, v in metrics.items()})
+        keeper.update(metrics[keeper.name])
+        if ctx.is_main:
+            save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": len(history) - 1, "metrics": metrics})
+            write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
+            save_training_state(last_path, opt, history, keeper.best, stopper.bad_epochs)
     if not validate and not best_path.is_file() and ctx.is_main:  # stopped early by a time limit
         save_checkpoint(best_path, {"model": (ema.module if ema is not None else model).state_dict(),
                                     "epoch": len(history) - 1, "metrics": {}})
