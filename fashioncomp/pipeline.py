@@ -6,7 +6,8 @@
     runs/<name>/fold_<k>/         best.pt, last.pt, metrics.csv, done.json
     runs/<name>/oof.npz           out-of-fold probabilities (+ oof_scores.json)
     runs/<name>/thresholds.json   tuned per-attribute thresholds
-    runs/<name>/test_probs.npz    fold-ensemble + TTA test probabilities
+    runs/<name>/fold_test_probs.npz  the fold models' mean TTA test probabilities (pseudo-labels, predict)
+    runs/<name>/test_probs.npz    fold-ensemble + TTA test probabilities, blended with the refit's
 
     runs/<name>/stamps/           what each stage consumed (fashioncomp.stamps)
 
@@ -505,6 +506,22 @@ def fold_ensemble_probs(run: Run, images: Any, index: np.ndarray) -> tuple[np.nd
     return cat, attr
 
 
+def fold_test_probs(run: Run, file_paths: Sequence[str], images: Any, readable: np.ndarray,
+                    force: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The fold ensemble's probabilities of the readable test rows (`fold_ensemble_probs`), kept in
+    `fold_test_probs.npz`: the refit's pseudo-labels and the predict stage then pay for them once."""
+    out = run.dir / "fold_test_probs.npz"
+    inputs = {**run.checkpoint_digests(trained_folds(run)), "test.csv": stamps.digest_arrays(file_paths),
+              "readable": stamps.digest_arrays(readable), "config": run.config_digest("data", "model", "predict")}
+    if stamps.up_to_date("fold test probabilities", run.stamp("fold_test_probs"), inputs, [out], force):
+        saved = read_npz(out)
+        return saved["category"], saved["attributes"]
+    cat, attr = fold_ensemble_probs(run, images, np.flatnonzero(readable))
+    write_npz(out, category=cat, attributes=attr)
+    stamps.record(run.stamp("fold_test_probs"), inputs)
+    return cat, attr
+
+
 def stage_predict(run: Run, force: bool = False) -> Path:
     """Test probabilities: the mean of every fold model's TTA probabilities, blended with the refit
     model's (weight `refit.blend`) when the recipe has one."""
@@ -526,7 +543,7 @@ def stage_predict(run: Run, force: bool = False) -> Path:
     images, readable = run.images(file_paths, on_error="warn")
     index = np.flatnonzero(readable)
     blend = float(run.config["refit"]["blend"]) if refit else 0.0
-    cat, attr = fold_ensemble_probs(run, images, index)
+    cat, attr = fold_test_probs(run, file_paths, images, readable, force)
     if refit is not None:
         device = pick_device()
         c, a = _predict(run, run.load_model(refit, device), images, index, run.config["predict"]["tta"], device)

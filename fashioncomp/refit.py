@@ -25,7 +25,7 @@ from fashioncomp.data.dataset_reader import LabelledData, read_test
 from fashioncomp.data.torch_dataset import StackedImages
 from fashioncomp.io import read_npz
 from fashioncomp import stamps
-from fashioncomp.pipeline import TRAINING_CONFIG, Run, fold_ensemble_probs, trained_folds
+from fashioncomp.pipeline import TRAINING_CONFIG, Run, fold_test_probs, trained_folds
 from fashioncomp.tasks import encode_targets
 from fashioncomp.training.teacher import distill_targets, pseudo_labels, targets_from_probabilities
 from fashioncomp.training.train import TRAINING_OUTPUTS, FoldInputs, pick_device, train_fold
@@ -76,7 +76,7 @@ def taught_inputs(run: Run, data: LabelledData) -> FoldInputs:
                           targets=(targets, masks))
     test_paths = read_test(run.data_root)
     test_images, readable = run.images(test_paths, on_error="warn")
-    cat, attr = fold_ensemble_probs(run, test_images, np.flatnonzero(readable))
+    cat, attr = fold_test_probs(run, test_paths, test_images, readable)
     keep, pseudo_targets, pseudo_masks = pseudo_labels(targets_from_probabilities(cat, attr, run.tasks), run.tasks,
                                                        float(rcfg["pseudo_label"]))
     keep &= readable

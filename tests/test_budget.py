@@ -241,7 +241,8 @@ def test_the_probe_times_only_its_measured_steps_after_the_warm_up(tiny_dataset,
     images, _ = build_image_cache(tiny_dataset, data.file_paths, 32, tmp_path)
     speeds = probe.probe_speeds(cfg, images, data, tasks_from_config(schema, cfg["data"]), schema.num_attributes)
     assert calls == [2, 20]  # the loader cycles: 96 rows give 12 batches of 8, more steps than one pass
-    assert 400 < speeds.train_ips <= 800  # 8 images per 0.01 s step, less overhead; timing the warm-up too reads about 240
+    # 8 images per 0.01 s step, less overhead; timing the warm-up too reads about 240
+    assert 400 < speeds.train_ips <= 800
 
 
 def test_validating_only_the_last_epochs_buys_epochs_within_the_same_budget():
@@ -252,4 +253,5 @@ def test_validating_only_the_last_epochs_buys_epochs_within_the_same_budget():
     # what a fold really pays: training in every epoch, the held-out half's pass in the last two only
     fold = last_two.epochs * 1500 / PROBE.train_ips + 2 * 1500 / PROBE.infer_ips
     assert last_two.stage_seconds["train"] == pytest.approx(2 * fold)
-    assert every.stage_seconds["train"] == pytest.approx(2 * every.epochs * (1500 / PROBE.train_ips + 1500 / PROBE.infer_ips))
+    every_epoch = 1500 / PROBE.train_ips + 1500 / PROBE.infer_ips
+    assert every.stage_seconds["train"] == pytest.approx(2 * every.epochs * every_epoch)

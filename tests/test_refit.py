@@ -7,6 +7,7 @@ from fashioncomp.budget.planner import Limits, Speeds, Workload, plan_budget
 from fashioncomp.config import ConfigError
 from fashioncomp.pipeline import Run, init_run, stage_oof, stage_predict, stage_split, stage_train
 from fashioncomp.refit import stage_refit
+from fashioncomp.training.checkpoint import load_checkpoint, save_checkpoint
 from fashioncomp.training.train import pick_device
 
 TINY = ["model.backbone=test_resnet", "data.image_size=32", "split.n_folds=2", "train.epochs=2",
@@ -105,6 +106,7 @@ def test_teacher_targets_invert_the_attribute_probabilities_and_mix_and_select()
 
 def test_refit_distils_the_out_of_fold_probabilities_and_adds_confident_test_images(tiny_dataset, tmp_path,
                                                                                   monkeypatch, capsys):
+    import fashioncomp.pipeline as pipeline_module
     import fashioncomp.refit as refit_module
     from fashioncomp.data.dataset_reader import read_test
     from fashioncomp.tasks import encode_targets
@@ -121,17 +123,21 @@ def test_refit_distils_the_out_of_fold_probabilities_and_adds_confident_test_ima
     real_train_fold = refit_module.train_fold
     monkeypatch.setattr(refit_module, "train_fold",
                         lambda cfg, inputs, *a, **k: seen.update(inputs=inputs) or real_train_fold(cfg, inputs, *a, **k))
-    real_ensemble = refit_module.fold_ensemble_probs
+    real_ensemble = refit_module.fold_test_probs
 
-    def ensemble_sure_of_rows_3_and_7(run_, images, index):
+    def ensemble_sure_of_rows_3_and_7(*args):
         """The folds' real test probabilities, made confident on two test rows (tiny models never are)."""
-        cat, attr = real_ensemble(run_, images, index)
+        cat, attr = real_ensemble(*args)
+        cat, attr = cat.copy(), attr.copy()
         for row, label in ((3, 1), (7, 0)):
             cat[row] = np.eye(cat.shape[1])[label]
             attr[row] = 0.0  # sure of "none" in every group, and of every other attribute's absence
         return cat, attr
 
-    monkeypatch.setattr(refit_module, "fold_ensemble_probs", ensemble_sure_of_rows_3_and_7)
+    monkeypatch.setattr(refit_module, "fold_test_probs", ensemble_sure_of_rows_3_and_7)
+    ensembles = []  # the fold models' test pass: once for the pseudo-labels, reused by the predict stage
+    real_pass = pipeline_module.fold_ensemble_probs
+    monkeypatch.setattr(pipeline_module, "fold_ensemble_probs", lambda *a: ensembles.append(a) or real_pass(*a))
     stage_refit(run, progress=False)
     out = capsys.readouterr().out
     inputs = seen["inputs"]
@@ -149,4 +155,10 @@ def test_refit_distils_the_out_of_fold_probabilities_and_adds_confident_test_ima
     assert len(inputs.images) == n_train + n_test
     metrics = pd.read_csv(run.refit_dir / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2] and metrics["train_loss"].notna().all()
-    assert stage_predict(run).is_file()
+    assert stage_predict(run).is_file() and len(ensembles) == 1
+    fold_0 = run.fold_dir(0) / "best.pt"  # a fold trained anew (other weights): its test pass is stale
+    state = load_checkpoint(fold_0)
+    state["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in state["model"].items()}
+    save_checkpoint(fold_0, state)
+    stage_predict(run)
+    assert len(ensembles) == 2

@@ -197,3 +197,54 @@ def test_a_time_limit_before_the_validated_epochs_still_validates_and_keeps_the_
     metrics = pd.read_csv(tmp_path / "fold" / "metrics.csv")
     assert len(metrics) == 1 and metrics["val/score"].notna().all()
     assert load_checkpoint(tmp_path / "fold" / "best.pt")["metrics"]["score"] == pytest.approx(row["val/score"])
+
+
+class FakeClock:
+    """time.time() for train_fold: every epoch lasts `epoch_seconds`; `stop_at` interrupts epoch N."""
+
+    def __init__(self, epoch_seconds: float, stop_at: int | None = None):
+        self.now, self.calls, self.epoch_seconds, self.stop_at = 0.0, 0, epoch_seconds, stop_at
+
+    def time(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 1:  # an epoch starts
+            if self.stop_at is not None and (self.calls + 1) // 2 == self.stop_at:
+                raise KeyboardInterrupt
+        else:
+            self.now += self.epoch_seconds
+        return self.now
+
+
+def test_fill_time_sets_the_epochs_from_the_warm_up_epoch_and_a_resume_keeps_them(tiny_dataset, tmp_path, monkeypatch,
+                                                                                   restore_torch_globals):
+    import fashioncomp.training.train as train_module
+    from fashioncomp.data.group_discovery import read_train_for_recipe
+    from fashioncomp.tasks import tasks_from_config
+    from fashioncomp.training.train import FoldInputs, train_fold
+
+    cfg = load_config(None, TINY_FOLD + ["train.epochs=2", "train.warmup_epochs=1", "train.lr=0.01",
+                                         "train.min_lr_ratio=0.01"])
+    data, schema = read_train_for_recipe(tiny_dataset, cfg["data"])
+    images, _ = build_image_cache(tiny_dataset, data.file_paths, 32, tmp_path / "cache", progress=False)
+    inputs = FoldInputs(images, data, schema, tasks_from_config(schema, cfg["data"]), np.arange(len(data)),
+                        np.zeros(0, dtype=np.int64))
+    # epochs of 5 s in 32 s: the first guess of 2 becomes 6 (6 x 5 = 30; a 7th would end at 35)
+    monkeypatch.setattr(train_module, "time", FakeClock(5.0))
+    row = train_fold(cfg, inputs, 0, tmp_path / "whole", torch.device("cpu"), progress=False, time_limit=32.0,
+                     fill_time=True)
+    whole = pd.read_csv(tmp_path / "whole" / "metrics.csv")
+    assert row["epoch"] == 6 and len(whole) == 6
+    assert whole["lr"].iloc[-1] < 0.01 * 0.05  # the cosine was stretched to end with the 6th epoch
+    # killed at the start of epoch 4, then resumed: the re-planned count comes back with the schedule
+    monkeypatch.setattr(train_module, "time", FakeClock(5.0, stop_at=4))
+    with pytest.raises(KeyboardInterrupt):
+        train_fold(cfg, inputs, 0, tmp_path / "resumed", torch.device("cpu"), progress=False, time_limit=32.0,
+                   fill_time=True)
+    monkeypatch.setattr(train_module, "time", FakeClock(5.0))
+    assert train_fold(cfg, inputs, 0, tmp_path / "resumed", torch.device("cpu"), progress=False, time_limit=32.0,
+                      fill_time=True)["epoch"] == 6
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "resumed" / "metrics.csv")["lr"], whole["lr"])
+    # without fill_time the first guess stands
+    monkeypatch.setattr(train_module, "time", FakeClock(5.0))
+    assert train_fold(cfg, inputs, 0, tmp_path / "guess", torch.device("cpu"), progress=False,
+                      time_limit=32.0)["epoch"] == 2

@@ -6,7 +6,8 @@ submission CSVs for `<DIR>/test.csv` in `--out`. It is what a competitor writes 
 so the pipeline has to earn its extra minutes against it. The network and its training come from
 `--config` (default `configs/plain.yaml`: one ResNet-18 at 96 px in plain fp32, the reference
 issue 10 measured). `--minutes M` fills M wall minutes: a short probe measures this machine's
-training speed, the epochs are planned from it, and no epoch starts that would end past M.
+training speed for a first epoch count, the first (warm-up) epoch's measured time then sets the
+count that fills M (train_fold's `fill_time`), and no epoch starts that would end past M.
 """
 from __future__ import annotations
 
@@ -58,11 +59,12 @@ def run(data_root: Path, config: Path | None, epochs: int | None, out_dir: Path,
         speeds = probe_speeds(cfg, images, data, tasks, schema.num_attributes)
         epochs, time_limit = epochs_for_minutes(minutes, time.perf_counter() - started, len(data), len(test_paths),
                                                 speeds.train_ips, speeds.infer_ips)
-        print(f"plain: {minutes:g} min at {speeds.train_ips:.0f} training img/s -> {epochs} epochs")
+        print(f"plain: {minutes:g} min at {speeds.train_ips:.0f} training img/s -> {epochs} epochs (first guess)")
     cfg["train"]["epochs"] = epochs
     device = pick_device()
     inputs = FoldInputs(images, data, schema, tasks, np.arange(len(data)), np.zeros(0, dtype=np.int64))
-    train_fold(cfg, inputs, 0, work_dir / "model", device, time_limit=time_limit)
+    epochs = train_fold(cfg, inputs, 0, work_dir / "model", device, time_limit=time_limit,
+                        fill_time=time_limit is not None)["epoch"]
     model = create_model({**cfg["model"], "checkpoint": None}, tasks, image_size=int(cfg["data"]["image_size"]))
     model.load_state_dict(load_checkpoint(work_dir / "model" / "best.pt", device)["model"])
     model = model.to(device)

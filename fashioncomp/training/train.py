@@ -2,9 +2,10 @@
 
 Per epoch: shuffle (seeded by epoch), augment (seeded by epoch and row), forward all tasks,
 combine task losses, step AdamW and the warm-up + cosine schedule (per step), then validate on
-the held-out fold (every epoch, or only the last `train.validate_last`), log a metrics row, keep the best checkpoint and stop early when the score (or,
-with `train.early_stop_on: loss`, the validation loss) stops changing (early_stopping). The
-DataLoader and its workers live for the whole fold.
+the held-out fold (every epoch, or only the last `train.validate_last`), log a metrics row, keep
+the best checkpoint and stop early when the score (or, with `train.early_stop_on: loss`, the
+validation loss) stops changing (early_stopping). The DataLoader and its workers live for the
+whole fold.
 
 Across processes (`torchrun`, see fashioncomp.training.distributed) each rank trains on its own
 shard of every epoch under DistributedDataParallel; losses are summed over the ranks, rank 0
@@ -17,6 +18,8 @@ resumed ends, on CPU in deterministic mode, with exactly the metrics of an unint
 """
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import random
 import time
@@ -295,12 +298,16 @@ def train_one_epoch(opt: Optimisation, batches: Iterable[dict[str, Any]], epoch:
 
 def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path,
                device: torch.device | None = None, progress: bool = True,
-               time_limit: float | None = None) -> dict[str, Any]:
+               time_limit: float | None = None, fill_time: bool = False) -> dict[str, Any]:
     """Train (or resume) one fold; write best.pt, last.pt, metrics.csv; return the best row.
 
     Under torchrun every rank calls this; `device` is then each rank's own. With `time_limit`
     (seconds of training for this fold, resumed epochs included), no epoch starts that the
-    last epoch's duration says would end past it.
+    last epoch's duration says would end past it. With `fill_time` too, `train.epochs` is only
+    a first guess: once the warm-up epochs are trained, their measured time sets how many epochs
+    fill the limit, and the cosine schedule is stretched or shrunk to that count (the warm-up's
+    learning rates do not depend on it). A speed probe of a few steps can misread a shared
+    machine by 15 %; a whole measured epoch does not.
     """
     tcfg = cfg["train"]
     ctx = distributed.setup()
@@ -347,6 +354,11 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
             stopper.replay(history)
             keeper.replay(history)
         distributed.print_main(f"fold {fold}: resuming after epoch {start_epoch} (best {keeper.name} {keeper.best:.4f})")
+    epochs = int(tcfg["epochs"])
+    if fill_time and start_epoch:  # the schedule restored from last.pt holds the count re-planned before
+        epochs = round(opt.scheduler.t_initial / steps_per_epoch)
+        tcfg = {**tcfg, "epochs": epochs}
+    replan_after = max(1, math.ceil(float(tcfg["warmup_epochs"]))) if fill_time and time_limit is not None else 0
 
     # wrapped after loading: DDP starts every rank from rank 0's weights
     opt.forward = distributed.wrap_model(model, device)
@@ -362,12 +374,12 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         return distributed.broadcast_from_main(metrics)
 
     full_side, (start_side, until) = int(cfg["data"]["image_size"]), progressive_settings(tcfg)
-    for epoch in range(start_epoch, tcfg["epochs"]):
-        if stopper.bad_epochs >= patience:
+    for epoch in itertools.count(start_epoch):
+        if epoch >= epochs or stopper.bad_epochs >= patience:
             break
         fits = next_epoch_fits([h["seconds"] for h in history], time_limit)
         if not distributed.broadcast_from_main(fits):  # every rank stops together
-            distributed.print_main(f"fold {fold}: stopping after epoch {epoch} of {tcfg['epochs']}: the next epoch "
+            distributed.print_main(f"fold {fold}: stopping after epoch {epoch} of {epochs}: the next epoch "
                                    f"would pass this fold's time budget ({time_limit:.0f}s; best checkpoint kept)")
             break
         epoch_seed = base_seed + epoch + 1
@@ -375,8 +387,8 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         mix_rng = np.random.default_rng([epoch_seed, ctx.rank])
         loader.sampler.set_epoch(epoch)
         started = time.time()
-        side = epoch_image_size(epoch, tcfg["epochs"], full_side, start_side, until)
-        batches = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{tcfg['epochs']}"
+        side = epoch_image_size(epoch, epochs, full_side, start_side, until)
+        batches = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{epochs}"
                        + (f" at {side}px" if side != full_side else ""),
                        disable=not (progress and ctx.is_main), leave=False)
         result = train_one_epoch(opt, batches, epoch, mix_rng, image_side=side)
@@ -397,9 +409,19 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         improved = not validate or (validate_now and keeper.update(metrics[keeper.name]))
         if validate_now:
             stopper.update(metrics[stopper.name])
-        if ctx.is_main and improved and (validate or epoch + 1 == tcfg["epochs"]):
+        if ctx.is_main and improved and (validate or epoch + 1 == epochs):
             save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
         row["seconds"] = round(time.time() - started, 2)  # training, validation and best.pt: what a budget pays
+        if epoch + 1 == replan_after:
+            per_epoch = distributed.broadcast_from_main(sum(h["seconds"] for h in history) / len(history))
+            # the epochs that fit in what is left (at most 10x the first guess, against a freak fast epoch)
+            fit = epoch + 1 + math.floor((time_limit - per_epoch * len(history)) / per_epoch)
+            epochs = max(epoch + 1, min(fit, 10 * epochs))
+            tcfg = {**tcfg, "epochs": epochs}
+            first_validated = first_validated_epoch(tcfg)
+            opt.scheduler.t_initial = epochs * steps_per_epoch
+            distributed.print_main(f"fold {fold}: {epochs} epochs fill its {time_limit:.0f}s at the measured "
+                                   f"{per_epoch:.1f}s per epoch")  # saved with the schedule in last.pt
         if ctx.is_main:
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, keeper.best, stopper.bad_epochs)
@@ -418,7 +440,8 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         history[-1].update({f"val/{k}": v for k, v in metrics.items()})
         keeper.update(metrics[keeper.name])
         if ctx.is_main:
-            save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": len(history) - 1, "metrics": metrics})
+            save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": len(history) - 1,
+                                        "metrics": metrics})
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, keeper.best, stopper.bad_epochs)
     if not validate and not best_path.is_file() and ctx.is_main:  # stopped early by a time limit
