@@ -6,8 +6,10 @@ returns images/s at the recipe's image size. Its model is thrown away.
 
 Why 20 measured steps after 2 warm-up steps: on 2 cores the first steps after the warm-up still
 run slow (allocator, oneDNN kernel caches), and 6 steps read the 20-minute recipe's speed 5-10 %
-low, once 30 % low, which cost epochs the budget had room for; 20 steps read within 2 % of each
-other (about 12 s at 112 px).
+low, once 30 % low, which cost the folds epochs the budget had room for. 20 steps (about 20 s
+with the inference pass at 112 px) read steadier, but a shared machine still moves them by up to
+15 %; from the measured epochs, later folds are re-planned (never upwards) and the refit takes
+the time the folds leave (schedule.py).
 """
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def logged_epoch_seconds(fold_dir: Path) -> list[float]:
 def first_validated_epoch(train_cfg: dict[str, Any]) -> int:
     """The first epoch (0-based) a fold validates: `train.validate_last` N leaves out all but the last
     N, whose best.pt is all a cosine schedule needs (it keeps improving to the end), and saves the
-    held-out pass, a third of a fold epoch on 2 CPU cores."""
+    held-out pass, about a quarter of a fold epoch on 2 CPU cores."""
     last = train_cfg.get("validate_last")
     return 0 if last is None else max(0, int(train_cfg["epochs"]) - int(last))
 
