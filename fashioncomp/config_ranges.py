@@ -119,8 +119,8 @@ RANGES: dict[str, Range] = {
     "predict.batch_size": BATCH,
 }
 # numeric keys whose default None means "decided elsewhere" (None stays valid)
-NULLABLE = {"refit.epochs", "train.patience", "train.validate_last", "train.threads", "budget.minutes", "model.mlp_dropout",
-            "model.decoder_dropout"}
+NULLABLE = {"refit.epochs", "train.patience", "train.validate_last", "train.threads", "budget.minutes",
+            "model.mlp_dropout", "model.decoder_dropout"}
 DURATIONS = {"budget.minutes"}
 
 

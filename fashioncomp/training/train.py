@@ -151,12 +151,11 @@ def logged_epoch_seconds(fold_dir: Path) -> list[float]:
     return [float(s) for s in pd.read_csv(path)["seconds"]] if path.is_file() else []
 
 
-def first_validated_epoch(train_cfg: dict[str, Any]) -> int:
-    """The first epoch (0-based) a fold validates: `train.validate_last` N leaves out all but the last
-    N, whose best.pt is all a cosine schedule needs (it keeps improving to the end), and saves the
-    held-out pass, about a quarter of a fold epoch on 2 CPU cores."""
-    last = train_cfg.get("validate_last")
-    return 0 if last is None else max(0, int(train_cfg["epochs"]) - int(last))
+def first_validated_epoch(epochs: int, validate_last: int | None) -> int:
+    """The first epoch (0-based) of `epochs` a fold validates: `train.validate_last` N leaves out all
+    but the last N, whose best.pt is all a cosine schedule needs (it keeps improving to the end), and
+    saves the held-out pass, about a quarter of a fold epoch on 2 CPU cores."""
+    return 0 if validate_last is None else max(0, epochs - int(validate_last))
 
 
 def next_epoch_fits(epoch_seconds: Sequence[float], time_limit: float | None) -> bool:
@@ -357,7 +356,6 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     epochs = int(tcfg["epochs"])
     if fill_time and start_epoch:  # the schedule restored from last.pt holds the count re-planned before
         epochs = round(opt.scheduler.t_initial / steps_per_epoch)
-        tcfg = {**tcfg, "epochs": epochs}
     replan_after = max(1, math.ceil(float(tcfg["warmup_epochs"]))) if fill_time and time_limit is not None else 0
 
     # wrapped after loading: DDP starts every rank from rank 0's weights
@@ -365,9 +363,10 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     opt.forward = torch.compile(opt.forward) if tcfg["compile"] else opt.forward
 
     patience = patience_for(tcfg)
-    first_validated = first_validated_epoch(tcfg)
+    first_validated = first_validated_epoch(epochs, tcfg["validate_last"])
+    eval_model = ema.module if ema is not None else model  # what validates and becomes best.pt
 
-    def held_out_metrics(eval_model: torch.nn.Module) -> dict[str, float]:
+    def held_out_metrics() -> dict[str, float]:
         metrics = evaluate(eval_model, inputs, cfg, device, amp_dtype) if ctx.is_main else {}
         if needs_val_loss and ctx.is_main:
             metrics["loss"] = validation_loss(eval_model, opt, inputs, targets, masks, cfg["predict"]["batch_size"])
@@ -396,9 +395,8 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         weights_used = weighting.weights()
         weighting.end_epoch(result.mean_losses, result.output_losses)
 
-        eval_model = ema.module if ema is not None else model
         validate_now = validate and epoch >= first_validated
-        metrics = held_out_metrics(eval_model) if validate_now else {}
+        metrics = held_out_metrics() if validate_now else {}
         row = {"epoch": epoch + 1, "train_loss": result.train_loss, "lr": optimizer.param_groups[0]["lr"],
                "image_size": side}
         row.update({f"loss/{k}": v for k, v in result.mean_losses.items()})
@@ -413,12 +411,12 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
             save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
         row["seconds"] = round(time.time() - started, 2)  # training, validation and best.pt: what a budget pays
         if epoch + 1 == replan_after:
-            per_epoch = distributed.broadcast_from_main(sum(h["seconds"] for h in history) / len(history))
+            spent = distributed.broadcast_from_main(sum(h["seconds"] for h in history))
+            per_epoch = spent / len(history)
             # the epochs that fit in what is left (at most 10x the first guess, against a freak fast epoch)
-            fit = epoch + 1 + math.floor((time_limit - per_epoch * len(history)) / per_epoch)
-            epochs = max(epoch + 1, min(fit, 10 * epochs))
-            tcfg = {**tcfg, "epochs": epochs}
-            first_validated = first_validated_epoch(tcfg)
+            fit = len(history) + math.floor((time_limit - spent) / per_epoch)
+            epochs = max(len(history), min(fit, 10 * epochs))
+            first_validated = first_validated_epoch(epochs, tcfg["validate_last"])
             opt.scheduler.t_initial = epochs * steps_per_epoch
             distributed.print_main(f"fold {fold}: {epochs} epochs fill its {time_limit:.0f}s at the measured "
                                    f"{per_epoch:.1f}s per epoch")  # saved with the schedule in last.pt
@@ -435,8 +433,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
                   flush=True)
     if validate and history and not validated(history, keeper.name):
         # the time limit stopped the fold before the epochs train.validate_last validates: keep its last
-        eval_model = ema.module if ema is not None else model
-        metrics = held_out_metrics(eval_model)
+        metrics = held_out_metrics()
         history[-1].update({f"val/{k}": v for k, v in metrics.items()})
         keeper.update(metrics[keeper.name])
         if ctx.is_main:
@@ -445,7 +442,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, keeper.best, stopper.bad_epochs)
     if not validate and not best_path.is_file() and ctx.is_main:  # stopped early by a time limit
-        save_checkpoint(best_path, {"model": (ema.module if ema is not None else model).state_dict(),
+        save_checkpoint(best_path, {"model": eval_model.state_dict(),
                                     "epoch": len(history) - 1, "metrics": {}})
     best_row = keeper.best_row(history) if validate else history[-1]
     if ctx.is_main:
