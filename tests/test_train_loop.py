@@ -200,17 +200,17 @@ def test_a_time_limit_before_the_validated_epochs_still_validates_and_keeps_the_
 
 
 class FakeClock:
-    """time.time() for train_fold: every epoch lasts `epoch_seconds`; `stop_at` interrupts epoch N."""
+    """time.time() for train_fold, read once before the epochs and once at the end of each: every
+    epoch lasts `epoch_seconds`; `stop_at` interrupts epoch N (before it is logged)."""
 
     def __init__(self, epoch_seconds: float, stop_at: int | None = None):
         self.now, self.calls, self.epoch_seconds, self.stop_at = 0.0, 0, epoch_seconds, stop_at
 
     def time(self) -> float:
         self.calls += 1
-        if self.calls % 2 == 1:  # an epoch starts
-            if self.stop_at is not None and (self.calls + 1) // 2 == self.stop_at:
+        if self.calls > 1:  # an epoch ends
+            if self.stop_at is not None and self.calls - 1 == self.stop_at:
                 raise KeyboardInterrupt
-        else:
             self.now += self.epoch_seconds
         return self.now
 

@@ -373,6 +373,9 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         return distributed.broadcast_from_main(metrics)
 
     full_side, (start_side, until) = int(cfg["data"]["image_size"]), progressive_settings(tcfg)
+    # epoch seconds run back to back, so each includes the files the epoch before it wrote: the
+    # time limit and fill_time then see all the fold's time (short epochs make the writes count)
+    started = time.time()
     for epoch in itertools.count(start_epoch):
         if epoch >= epochs or stopper.bad_epochs >= patience:
             break
@@ -385,7 +388,6 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         seed_everything(epoch_seed + 7919 * ctx.rank)  # dropout and mixing differ between ranks
         mix_rng = np.random.default_rng([epoch_seed, ctx.rank])
         loader.sampler.set_epoch(epoch)
-        started = time.time()
         side = epoch_image_size(epoch, epochs, full_side, start_side, until)
         batches = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{epochs}"
                        + (f" at {side}px" if side != full_side else ""),
@@ -409,7 +411,9 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
             stopper.update(metrics[stopper.name])
         if ctx.is_main and improved and (validate or epoch + 1 == epochs):
             save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch, "metrics": metrics})
-        row["seconds"] = round(time.time() - started, 2)  # training, validation and best.pt: what a budget pays
+        ended = time.time()
+        row["seconds"] = round(ended - started, 2)  # training, validation and files: what a budget pays
+        started = ended
         if epoch + 1 == replan_after:
             spent = distributed.broadcast_from_main(sum(h["seconds"] for h in history))
             per_epoch = spent / len(history)
