@@ -6,6 +6,7 @@
     train       --run R [--folds 0,2] [--force]
     refit       --run R [--force]          (only with refit.enabled)
     oof         --run R [--force]
+    linear      --run R [--force]          (only with linear.enabled)
     thresholds  --run R [--force]
     predict     --run R [--force]
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("train", "train one network per fold"),
                        ("refit", "one more network on every training row (refit.enabled)"),
                        ("oof", "out-of-fold predictions and CV scores"),
+                       ("linear", "logistic regression on thumbnails + HSV histograms, blended out of fold (linear.enabled)"),
                        ("thresholds", "tune per-attribute thresholds on OOF"),
                        ("predict", "fold-ensemble + TTA test probabilities")]:
         stage = sub.add_parser(name, help=text)
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             from fashioncomp.refit import stage_refit
 
             return stage_refit(run, force=args.force, progress=not args.no_progress)
+        if args.stage == "linear":
+            from fashioncomp.linear.stage import stage_linear
+
+            return stage_linear(run, force=args.force)
         if args.stage == "train":
             return pipeline.stage_train(run, args.folds, args.force, progress=not args.no_progress)
         stages = {"split": pipeline.stage_split, "oof": pipeline.stage_oof,

@@ -131,6 +131,15 @@ DEFAULTS: dict[str, Any] = {
         "distill": 0.0,          # weight of the folds' out-of-fold probabilities in its targets (0 = labels only)
         "pseudo_label": 0.0,     # >0: test images the folds predict with this confidence join its rows
     },
+    "linear": {
+        "enabled": False,        # blend logistic regression on thumbnails + HSV histograms into the networks (fashioncomp.linear)
+        "c": 0.05,               # its inverse L2 strength
+        "max_weight": 0.5,       # largest blend weight tried; the weight per task is chosen out of fold
+        # the tasks blended (the others keep the networks alone). Not the attributes by default: their
+        # out-of-fold weight, chosen against the 2-fold models, was too large for the stronger refit
+        # blend of the test prediction (README Results)
+        "tasks": ["category"],
+    },
     "budget": {
         "minutes": None,         # wall-clock budget of the whole pipeline; None = train.epochs as given
         "folds": [],             # fold counts the planner may choose; [] = split.n_folds (pinned)
@@ -168,6 +177,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "submission.format": ("two_csv", "single_csv", "image_label_ids", "long"),
     "submission.image_id": ("path", "stem"),
     "submission.label_ids": ("prefixed", "offset"),
+}
+
+# list keys whose entries name one of a few choices (at least one entry)
+SUBSETS: dict[str, tuple[str, ...]] = {
+    "linear.tasks": ("category", "attributes"),  # fashioncomp.linear.blend.TASKS
 }
 
 
@@ -212,6 +226,11 @@ def _check_value(value: Any, default: Any, name: str, source: str) -> Any:
             return value
         raise ConfigError(f"{source}: '{name}' must be one of {', '.join(CHOICES[name])} (default: {default!r}), "
                           f"got {value!r}")
+    if name in SUBSETS:
+        if isinstance(value, list) and value and all(v in SUBSETS[name] for v in value):
+            return value
+        raise ConfigError(f"{source}: '{name}' must be a non-empty list of {', '.join(SUBSETS[name])} "
+                          f"(default: {default!r}), got {value!r}")
     if default is None or kind not in _TYPE_NAMES:  # untyped keys (default None) take any value
         return value
     if isinstance(value, bool) or kind is bool:  # a bool is an int to Python, not to a config

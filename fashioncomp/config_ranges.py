@@ -108,6 +108,8 @@ RANGES: dict[str, Range] = {
     "refit.blend": UNIT,
     "refit.distill": UNIT,
     "refit.pseudo_label": Range(0.5, 1, low_open=True, also=(0,)),  # a confidence; 0 = off
+    "linear.c": POSITIVE,
+    "linear.max_weight": UNIT,
     "budget.minutes": POSITIVE,          # or a duration such as 20m, 1.5h, 90s
     "budget.folds": Range(2, 100),       # each entry of the list
     "budget.image_sizes": SIDE,

@@ -5,6 +5,7 @@
     runs/<name>/folds.csv         file_path,fold
     runs/<name>/fold_<k>/         best.pt, last.pt, metrics.csv, done.json
     runs/<name>/oof.npz           out-of-fold probabilities (+ oof_scores.json)
+    runs/<name>/linear.npz        the linear model: OOF probabilities, blend weights, its fit on every row (linear.enabled)
     runs/<name>/thresholds.json   tuned per-attribute thresholds
     runs/<name>/fold_test_probs.npz  the fold models' mean TTA test probabilities (pseudo-labels, predict)
     runs/<name>/test_probs.npz    fold-ensemble + TTA test probabilities, blended with the refit's
@@ -39,6 +40,9 @@ from fashioncomp.data.schema import Schema
 from fashioncomp.data.split import fold_balance, make_folds
 from fashioncomp.inference.predict import check_tta, predict_probs
 from fashioncomp.io import read_json, read_npz, write_csv, write_json, write_npz, write_text
+from fashioncomp.linear.apply import PARAMS as LINEAR_PARAMS, linear_probs
+from fashioncomp.linear.blend import blend as blend_linear
+from fashioncomp.linear.features import array_features
 from fashioncomp.metrics import ATTRIBUTE_F1, attribute_f1_metric, per_attribute_f1, score_all
 from fashioncomp.models import create_model
 from fashioncomp.postprocessing.decode import decode_attributes
@@ -55,11 +59,19 @@ from fashioncomp.training.train import (TRAINING_OUTPUTS, FoldInputs, amp_dtype_
 # the config a trained network depends on (its schedule, augmentation, loss, input size, and the
 # attribute F1 that picks its best.pt)
 TRAINING_CONFIG = ("seed", "data", "model", "loss", "train", "augment", "metrics")
+LINEAR_NPZ = "linear.npz"
 
 
 def labels_digest(data: LabelledData) -> str:
     """The training rows as read: paths and labels (so a re-encoded or touched train.csv is the same)."""
     return stamps.digest_arrays(data.file_paths, data.categories, data.attributes, data.attribute_known)
+
+
+def linear_outputs(run: "Run") -> dict[str, np.ndarray] | None:
+    """The linear stage's `linear.npz` when the recipe blends the linear model (`linear.enabled`), else None."""
+    if not run.config["linear"]["enabled"]:
+        return None
+    return read_npz(run.dir / LINEAR_NPZ, hint=f" (linear.enabled: run `python -m fashioncomp linear --run {run.dir}` first)")
 
 
 class Run:
@@ -395,7 +407,10 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     oof_path = run.dir / "oof.npz"
     data = run.train_data()
     inputs = {"oof.npz": stamps.digest_file(oof_path), "train.csv": labels_digest(data),
-              "config": run.config_digest("thresholds", "data", "metrics")}
+              "config": run.config_digest("thresholds", "data", "metrics", "linear")}
+    linear = linear_outputs(run)
+    if linear is not None:
+        inputs[LINEAR_NPZ] = stamps.digest_file(run.dir / LINEAR_NPZ)
     if stamps.up_to_date("thresholds", run.stamp("thresholds"), inputs, [out], force):
         print(f"thresholds: {out} is up to date")
         return read_json(out)
@@ -407,7 +422,10 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     if cfg["metric"] not in THRESHOLD_METRICS:
         raise ConfigError(f"thresholds.metric must be one of {', '.join(THRESHOLD_METRICS)}, got {cfg['metric']!r}")
     metric = attribute_f1_metric(run.attribute_metric)
-    oof = read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
+    oof = dict(read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)"))
+    if linear is not None:  # tuned on what the test prediction will be: the networks blended with the linear model
+        for task in ("category", "attributes"):
+            oof[task] = blend_linear(oof[task], linear[f"oof_{task}"], float(linear[f"{task}_weight"]))
     # the rule is a candidate when the config or the labels allow it; the metric then judges it
     candidate = resolve_at_least_one(cfg["at_least_one"], data)
     rules = (False, True) if candidate and cfg["at_least_one"] == "auto" else (candidate,)
@@ -453,6 +471,8 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
         "oof_scores_tuned": tuned_scores,
         "per_attribute_f1_tuned": [None if math.isnan(v) else float(v) for v in per_attr_f1],
         "unlearned": unlearned,
+        "linear_weights": None if linear is None else {task: float(linear[f"{task}_weight"])
+                                                       for task in ("category", "attributes")},
     }
     write_json(out, report)
     stamps.record(run.stamp("thresholds"), inputs)
@@ -536,7 +556,10 @@ def stage_predict(run: Run, force: bool = False) -> Path:
                           f"`python -m fashioncomp refit --run {run.dir}` first")
     file_paths = read_test(run.data_root)
     inputs = {**run.checkpoint_digests(trained, refit=refit is not None), "test.csv": stamps.digest_arrays(file_paths),
-              "config": run.config_digest("data", "model", "predict", "refit")}
+              "config": run.config_digest("data", "model", "predict", "refit", "linear")}
+    linear = linear_outputs(run)
+    if linear is not None:
+        inputs[LINEAR_NPZ] = stamps.digest_file(run.dir / LINEAR_NPZ)
     if stamps.up_to_date("predict", run.stamp("predict"), inputs, [out], force):
         print(f"predict: {out} is up to date")
         return out
@@ -549,6 +572,11 @@ def stage_predict(run: Run, force: bool = False) -> Path:
         c, a = _predict(run, run.load_model(refit, device), images, index, run.config["predict"]["tta"], device)
         cat[index] = (1.0 - blend) * cat[index] + blend * c
         attr[index] = (1.0 - blend) * attr[index] + blend * a
+    if linear is not None:  # its fit on every row, applied to the readable test images
+        params = {name: linear[f"model_{name}"] for name in LINEAR_PARAMS}
+        lin_cat, lin_attr = linear_probs(params, array_features(images[int(i)] for i in index), run.schema.num_categories)
+        cat[index] = blend_linear(cat[index], lin_cat, float(linear["category_weight"]))
+        attr[index] = blend_linear(attr[index], lin_attr, float(linear["attributes_weight"]))
     if not readable.all():
         # unreadable rows get the models' prior: their mean prediction over the training images
         oof = read_npz(run.dir / "oof.npz", hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
@@ -559,5 +587,8 @@ def stage_predict(run: Run, force: bool = False) -> Path:
               folds=np.array(trained), refit_blend=np.float32(blend))
     stamps.record(run.stamp("predict"), inputs)
     models = f"{len(trained)} fold model(s)" + (f" + the refit on every row (weight {blend:g})" if refit else "")
+    if linear is not None:
+        models += (f", blended with the linear model (weights {float(linear['category_weight']):g} category, "
+                   f"{float(linear['attributes_weight']):g} attributes)")
     print(f"predict: {len(file_paths)} test images x {models} x TTA {run.config['predict']['tta']} -> {out}")
     return out

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole pipeline, stage by stage: plan (with a budget) -> split -> train folds -> OOF -> refit (if on) -> thresholds -> test prediction
+# The whole pipeline, stage by stage: plan (with a budget) -> split -> train folds -> OOF -> linear model (if on) -> refit (if on) -> thresholds -> test prediction
 # -> submission CSVs -> report (runs/<name>/report.md). Every stage skips work done from the same inputs (content hashes in
 # runs/<name>/stamps/), so rerunning this script resumes where it stopped, and after an edit of train.csv, test.csv or
 # schema.json redoes exactly the stages that depend on it.
@@ -55,6 +55,8 @@ echo "== train"
 "$PYTHON" -m fashioncomp train --run "$run" ${folds:+--folds "$folds"} ${force[@]+"${force[@]}"}
 echo "== out-of-fold predictions"
 "$PYTHON" -m fashioncomp oof --run "$run" ${force[@]+"${force[@]}"}
+echo "== linear model"
+"$PYTHON" -m fashioncomp linear --run "$run" ${force[@]+"${force[@]}"}
 echo "== refit"
 "$PYTHON" -m fashioncomp refit --run "$run" ${force[@]+"${force[@]}"}
 echo "== thresholds"

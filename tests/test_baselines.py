@@ -3,16 +3,18 @@ import pytest
 import numpy as np
 import pandas as pd
 
-from fashioncomp.baselines.logreg import LogRegReference, image_features, main
+from fashioncomp.baselines.logreg import main
+from fashioncomp.linear.features import image_features
+from fashioncomp.linear.model import LinearModel
 from fashioncomp.data.dataset_reader import read_test, read_train
 
 
 def test_features_and_fit_learn_the_training_labels(tiny_dataset):
-    data, _ = read_train(tiny_dataset, check_images=False)
+    data, schema = read_train(tiny_dataset, check_images=False)
     x = image_features(tiny_dataset, data.file_paths)
     assert x.shape == (len(data), 24 * 24 * 3 + 12 * 4 * 4)
     assert np.allclose(x[:, -192:].sum(axis=1), 1.0)  # the HSV histogram is normalised
-    model = LogRegReference(c=1.0).fit(x, data)
+    model = LinearModel(schema.num_categories, c=1.0).fit(x, data)
     categories, attributes = model.predict(x)
     assert np.mean(categories == data.categories) > 0.9
     assert attributes.shape == data.attributes.shape and attributes.dtype == bool

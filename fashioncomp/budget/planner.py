@@ -8,6 +8,7 @@ The time of every stage is modelled from two speeds measured on this machine for
                              only N epochs of a fold pay it)
     one epoch of refit    all rows / train_ips x the same factor (refit.epochs_ratio per fold epoch)
     OOF                   train rows x TTA views / infer_ips
+    linear model          its folds' fits and the full fit, timed on a sample (linear.enabled)
     test prediction       test rows x TTA views x folds / infer_ips
     fixed                 process start-ups, the image cache, thresholds, submission, report
 
@@ -25,10 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from fashioncomp.budget.duration import BudgetError, parse_duration
 from fashioncomp.training.progressive import cost_factor
+
+if TYPE_CHECKING:  # the planner runs in inference kernels too, which have no scikit-learn
+    from fashioncomp.linear.cost import LinearCost
 
 __all__ = ["BudgetError", "Speeds", "Workload", "Limits", "Plan", "plan_budget", "replan_epochs", "parse_duration",
            "refit_epoch_count"]
@@ -57,6 +61,7 @@ class Workload:
     refit_ratio: float = 1.0     # its epochs per fold epoch (refit.epochs_ratio)
     progressive: tuple[int, float] = (0, 0.5)  # (train.progressive_from, train.progressive_until)
     validated_epochs: int | None = None  # train.validate_last: epochs of a fold that validate (None: all)
+    linear: LinearCost | None = None  # the linear model's costs, timed by the plan stage (linear.enabled)
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ def _fixed_stages(speeds: Speeds, work: Workload, folds: int) -> dict[str, float
         "setup and report": work.fixed_seconds,
         "oof": work.n_train * work.tta_views / speeds.infer_ips,
         "predict": work.n_test * work.tta_views * models / speeds.infer_ips,
+        **({"linear": work.linear.stage_seconds(work.n_train, work.n_test, folds)} if work.linear else {}),
     }
 
 

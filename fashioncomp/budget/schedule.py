@@ -19,7 +19,7 @@ from fashioncomp.io import read_json, write_json
 
 __all__ = ["schedule_fold"]
 
-SCALES_WITH_COMPUTE = ("oof", "predict", "refit")
+SCALES_WITH_COMPUTE = ("oof", "predict", "refit", "linear")
 EXTRA_EPOCH_MARGIN = 1.10  # a refit's epochs beyond the plan must fit 10% slower than priced
 
 

@@ -10,6 +10,7 @@ from fashioncomp.budget.probe import probe_speeds
 from fashioncomp.data.dataset_reader import read_test
 from fashioncomp.data.images import build_image_cache
 from fashioncomp.io import write_json
+from fashioncomp.linear.cost import time_linear
 from fashioncomp.pipeline import Run
 from fashioncomp.training.progressive import progressive_settings
 
@@ -42,14 +43,17 @@ def stage_plan(run: Run, force: bool = False) -> Plan | None:
     size = int(cfg["data"]["image_size"])
     images, _ = build_image_cache(run.data_root, data.file_paths, size, run.cache_dir)
     speeds = probe_speeds(cfg, images, data, run.tasks, run.schema.num_attributes)
+    lcfg = cfg["linear"]
+    linear = (time_linear(images, data, run.schema.num_categories, float(lcfg["c"]), "attributes" in lcfg["tasks"],
+                          seed=int(cfg["seed"])) if lcfg["enabled"] else None)
     probe_seconds = time.perf_counter() - started
     startup = startup_seconds()
     limits = limits_from_config(cfg["budget"], int(cfg["split"]["n_folds"]), size)
-    fixed = float(cfg["budget"]["fixed_seconds"]) + probe_seconds + LATER_PROCESSES * startup
+    fixed = float(cfg["budget"]["fixed_seconds"]) + probe_seconds + (LATER_PROCESSES + bool(linear)) * startup
     work = Workload(len(data), n_test, len(cfg["predict"]["tta"]), fixed, refit=bool(cfg["refit"]["enabled"]),
                     refit_ratio=float(cfg["refit"]["epochs_ratio"]),
                     progressive=progressive_settings(cfg["train"]),
-                    validated_epochs=cfg["train"]["validate_last"])
+                    validated_epochs=cfg["train"]["validate_last"], linear=linear)
     plan = plan_budget(budget_seconds, speeds, work, limits)
     write_json(out, plan.to_dict())
     print(f"plan (probe {probe_seconds:.0f}s, {startup:.1f}s to start a stage): " + plan.describe() + f"\nplan: saved to {out}")

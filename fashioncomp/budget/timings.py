@@ -13,7 +13,7 @@ __all__ = ["TIMINGS", "record_stage_time", "read_stage_times", "PLANNED_AS"]
 
 TIMINGS = "timings.json"
 # which planned line of plan.json each stage's time counts against
-PLANNED_AS = {"train": "train", "refit": "refit", "oof": "oof", "predict": "predict"}
+PLANNED_AS = {"train": "train", "refit": "refit", "oof": "oof", "predict": "predict", "linear": "linear"}
 
 
 def record_stage_time(run_dir: Path | str, stage: str, seconds: float) -> None:

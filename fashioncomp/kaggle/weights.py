@@ -20,7 +20,8 @@ from fashioncomp.errors import UserError
 from fashioncomp.io import copy_file, read_json, write_json, write_text
 
 REQUIRED_FILES = ("config.yaml", "schema.json", "thresholds.json")
-OPTIONAL_FILES = ("oof.npz", "plan.json")  # plan.json: a budget's folds, image size and epochs
+# plan.json: a budget's folds, image size and epochs; linear.npz: the linear model (linear.enabled)
+OPTIONAL_FILES = ("oof.npz", "plan.json", "linear.npz")
 REFIT_CHECKPOINT = "refit_best.pt"          # refit/best.pt, the network trained on every row
 FLAT_CHECKPOINT = "fold_{fold}_best.pt"
 CHECKPOINT_PATTERNS = (re.compile(r"fold_(\d+)_best\.pt"), re.compile(r"fold_(\d+)/best\.pt"))

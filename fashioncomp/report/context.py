@@ -64,6 +64,7 @@ class ReportContext:
     thresholds: dict[str, Any] | None
     test_probs: dict[str, np.ndarray] | None
     missing: list[str] = field(default_factory=list)
+    linear: dict[str, Any] | None = None  # linear.json, when the recipe blends the linear model (linear.enabled)
     figures: list[Path] = field(default_factory=list)
     # write_report sets this from `fashioncomp.report.MAX_BARS_PER_FIGURE`, so that name stays the knob
     max_bars_per_figure: int = MAX_BARS_PER_FIGURE
@@ -167,7 +168,9 @@ def load_context(run_dir: Path | str) -> ReportContext:
         test_probs = read_npz(run.dir / "test_probs.npz")
     else:
         missing.append(f"`test_probs.npz`: not written yet (run {_command(run, 'predict')}); no test-set summary")
-    return ReportContext(run, run.dir / FIGURE_DIR, folds, oof, oof_scores, thresholds, test_probs, missing)
+    linear = _load_optional_json(run, "linear.json", "linear", missing, "no linear model blended in") \
+        if run.config["linear"]["enabled"] else None
+    return ReportContext(run, run.dir / FIGURE_DIR, folds, oof, oof_scores, thresholds, test_probs, missing, linear=linear)
 
 
 # ------------------------------------------------------------------------------------ scoring

@@ -1,4 +1,4 @@
-"""Section "Gains": what threshold tuning, TTA and the fold ensemble add."""
+"""Section "Gains": what threshold tuning, the linear model's blend, TTA and the fold ensemble add."""
 from __future__ import annotations
 
 from typing import Any
@@ -40,6 +40,22 @@ def _tta_rows(ctx: ReportContext) -> tuple[list[list[Any]], str]:
     return rows, per_fold
 
 
+def _linear_rows(ctx: ReportContext) -> list[list[Any]]:
+    """The linear model's blend: the out-of-fold scores at weight 0 and at the chosen weight (linear.json)."""
+    if ctx.linear is None:
+        return []
+    chosen = ATTRIBUTE_F1[ctx.linear["attribute_f1"]]
+    rows = []
+    for task, label in (("category", "category accuracy"), ("attributes", f"{chosen.label} at 0.5")):
+        weight = ctx.linear[f"{task}_weight"]
+        by_weight = ctx.linear["oof_scores_by_weight"][task]
+        without, with_linear = by_weight["0.0"], by_weight[str(weight)]
+        rows.append([f"linear model blend (weight {weight:g})", label, _fmt(without), _fmt(with_linear),
+                     _fmt(with_linear - without, signed=True),
+                     "pooled OOF; the weight is the best of those tried on these rows (linear.json)"])
+    return rows
+
+
 def section_gains(ctx: ReportContext) -> str:
     """Table of the gain of each step, with how it was measured (or why it was not)."""
     header = ["step", "metric", "without", "with", "gain", "how measured"]
@@ -58,9 +74,12 @@ def section_gains(ctx: ReportContext) -> str:
             half, tuned = ctx.oof_scores.get(key), t["oof_scores_tuned"].get(key)
             if half is None or tuned is None:  # a metric an older run did not record
                 continue
-            rows.append(["threshold tuning", label, _fmt(half), _fmt(tuned), _fmt(tuned - half, signed=True), how])
+            blended = ctx.linear is not None and ctx.linear["attributes_weight"] > 0
+            step = "linear blend + threshold tuning" if blended else "threshold tuning"
+            rows.append([step, label, _fmt(half), _fmt(tuned), _fmt(tuned - half, signed=True), how])
     else:
         rows.append(["threshold tuning", "—", "—", "—", "—", "not measured: needs oof_scores.json and thresholds.json"])
+    rows += _linear_rows(ctx)
     tta_rows, tta_per_fold = _tta_rows(ctx)
     rows += tta_rows
     n_models = len(ctx.test_probs["folds"]) if ctx.test_probs is not None else sum(s.has_best for s in ctx.folds)

@@ -32,6 +32,11 @@ def section_summary(ctx: ReportContext) -> str:
         f"- folds with a `best.pt`: {len(trained)} of {run.n_folds}"
         + (f" (fold {', '.join(map(str, trained))})" if 0 < len(trained) < run.n_folds else ""),
     ]
+    if ctx.linear is not None:
+        lines.append(f"- linear model (logistic regression on thumbnails + HSV histograms, `linear.enabled`) blended "
+                     f"into the networks' probabilities with weight {ctx.linear['category_weight']:g} (category) and "
+                     f"{ctx.linear['attributes_weight']:g} (attributes), chosen out of fold: the tuned column includes "
+                     f"it, the 0.5 column is the networks alone")
     if ctx.oof is not None:
         lines.append(f"- OOF rows: {len(ctx.oof.labels)} of {ctx.oof.total_rows}")
     if ctx.test_probs is not None:
