@@ -16,6 +16,21 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_dataset(tmp_path_factory.mktemp("data") / "tiny", n_train=96, n_test=24, seed=3, image_size=32)
 
 
+@pytest.fixture(scope="session")
+def trained_run_factory(tmp_path_factory: pytest.TempPathFactory):
+    """make(name, dataset, overrides): a new run of the default recipe with `overrides`, split and
+    every fold trained (for module-scoped fixtures that add stages)."""
+    from fashioncomp.pipeline import init_run, stage_split, stage_train
+
+    def make(name: str, dataset: Path, overrides: list[str]):
+        run = init_run(tmp_path_factory.mktemp(name) / "run", dataset, None, overrides)
+        stage_split(run)
+        stage_train(run, progress=False)
+        return run
+
+    return make
+
+
 @pytest.fixture
 def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
     """A private, modifiable copy of the tiny dataset."""

@@ -80,11 +80,9 @@ def test_the_exported_model_predicts_as_scikit_learn_does(n_classes):
 
 
 @pytest.fixture(scope="module")
-def linear_run(tiny_dataset, tmp_path_factory):
-    run = init_run(tmp_path_factory.mktemp("linear") / "run", tiny_dataset, None,
-                   TINY + ["linear.enabled=true", "linear.c=1.0", "linear.tasks=[category, attributes]"])
-    stage_split(run)
-    stage_train(run, progress=False)
+def linear_run(tiny_dataset, trained_run_factory):
+    run = trained_run_factory("linear", tiny_dataset,
+                              TINY + ["linear.enabled=true", "linear.c=1.0", "linear.tasks=[category, attributes]"])
     stage_oof(run)
     return Run(run.dir)
 
@@ -193,7 +191,7 @@ def test_the_plan_stage_times_the_linear_model_and_plans_its_minutes(tiny_datase
     from fashioncomp.budget.stage import stage_plan
 
     run = init_run(tmp_path / "run", tiny_dataset, None,
-                   ["model.backbone=test_resnet", "data.image_size=32", "split.n_folds=2", "budget.minutes=3m",
+                   ["model.backbone=test_resnet", "data.image_size=32", "split.n_folds=2", "budget.minutes=20m",
                     "linear.enabled=true"])
     plan = stage_plan(run)
     assert plan.stage_seconds["linear"] > 0

@@ -15,11 +15,8 @@ TINY = ["model.backbone=test_resnet", "data.image_size=32", "split.n_folds=2", "
 
 
 @pytest.fixture(scope="module")
-def refit_run(tiny_dataset, tmp_path_factory):
-    run = init_run(tmp_path_factory.mktemp("refit") / "run", tiny_dataset, None,
-                   TINY + ["refit.enabled=true", "refit.epochs=3", "refit.blend=0.25"])
-    stage_split(run)
-    stage_train(run, progress=False)
+def refit_run(tiny_dataset, trained_run_factory):
+    run = trained_run_factory("refit", tiny_dataset, TINY + ["refit.enabled=true", "refit.epochs=3", "refit.blend=0.25"])
     stage_refit(run, progress=False)
     return Run(run.dir)
 
