@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fashioncomp import stamps
+from fashioncomp.data.dataset_reader import LabelledData
 from fashioncomp.io import read_npz, write_json, write_npz
 from fashioncomp.linear.blend import choose_weights
 from fashioncomp.linear.features import array_features
@@ -28,7 +29,7 @@ from fashioncomp.pipeline import LINEAR_NPZ, Run, labels_digest
 __all__ = ["stage_linear"]
 
 
-def _fit(features: np.ndarray, run: Run, rows: np.ndarray, data: Any) -> LinearModel:
+def _fit(features: np.ndarray, run: Run, rows: np.ndarray, data: LabelledData) -> LinearModel:
     cfg = run.config["linear"]
     model = LinearModel(run.schema.num_categories, c=float(cfg["c"]), seed=int(run.config["seed"]),
                         attributes="attributes" in cfg["tasks"])  # fits only what is blended
@@ -36,7 +37,7 @@ def _fit(features: np.ndarray, run: Run, rows: np.ndarray, data: Any) -> LinearM
 
 
 def stage_linear(run: Run, force: bool = False) -> dict[str, Any] | None:
-    """Fit, predict and choose the weights (nothing without `linear.enabled`)."""
+    """Fit per fold and on every row, choose the weights, write linear.npz (nothing without `linear.enabled`)."""
     if not run.config["linear"]["enabled"]:
         print("linear: off (linear.enabled: false)")
         return None
