@@ -41,7 +41,7 @@ from fashioncomp.data.split import fold_balance, make_folds
 from fashioncomp.inference.predict import check_tta, predict_probs
 from fashioncomp.io import read_json, read_npz, write_csv, write_json, write_npz, write_text
 from fashioncomp.linear.apply import PARAMS as LINEAR_PARAMS, linear_probs
-from fashioncomp.linear.blend import blend as blend_linear
+from fashioncomp.linear.blend import weighted_blend
 from fashioncomp.linear.features import array_features
 from fashioncomp.metrics import ATTRIBUTE_F1, attribute_f1_metric, per_attribute_f1, score_all
 from fashioncomp.models import create_model
@@ -425,7 +425,7 @@ def stage_thresholds(run: Run, force: bool = False) -> dict[str, Any]:
     oof = dict(read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)"))
     if linear is not None:  # tuned on what the test prediction will be: the networks blended with the linear model
         for task in ("category", "attributes"):
-            oof[task] = blend_linear(oof[task], linear[f"oof_{task}"], float(linear[f"{task}_weight"]))
+            oof[task] = weighted_blend(oof[task], linear[f"oof_{task}"], float(linear[f"{task}_weight"]))
     # the rule is a candidate when the config or the labels allow it; the metric then judges it
     candidate = resolve_at_least_one(cfg["at_least_one"], data)
     rules = (False, True) if candidate and cfg["at_least_one"] == "auto" else (candidate,)
@@ -570,13 +570,13 @@ def stage_predict(run: Run, force: bool = False) -> Path:
     if refit is not None:
         device = pick_device()
         c, a = _predict(run, run.load_model(refit, device), images, index, run.config["predict"]["tta"], device)
-        cat[index] = (1.0 - blend) * cat[index] + blend * c
-        attr[index] = (1.0 - blend) * attr[index] + blend * a
+        cat[index] = weighted_blend(cat[index], c, blend)
+        attr[index] = weighted_blend(attr[index], a, blend)
     if linear is not None:  # its fit on every row, applied to the readable test images
         params = {name: linear[f"model_{name}"] for name in LINEAR_PARAMS}
         lin_cat, lin_attr = linear_probs(params, array_features(images[int(i)] for i in index), run.schema.num_categories)
-        cat[index] = blend_linear(cat[index], lin_cat, float(linear["category_weight"]))
-        attr[index] = blend_linear(attr[index], lin_attr, float(linear["attributes_weight"]))
+        cat[index] = weighted_blend(cat[index], lin_cat, float(linear["category_weight"]))
+        attr[index] = weighted_blend(attr[index], lin_attr, float(linear["attributes_weight"]))
     if not readable.all():
         # unreadable rows get the models' prior: their mean prediction over the training images
         oof = read_npz(run.dir / "oof.npz", hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")

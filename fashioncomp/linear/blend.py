@@ -18,7 +18,7 @@ from fashioncomp.data.schema import AttributeGroup
 from fashioncomp.metrics import attribute_f1_metric, category_accuracy
 from fashioncomp.postprocessing.decode import decode_attributes
 
-__all__ = ["TASKS", "BlendWeights", "blend", "choose_weights", "weight_grid"]
+__all__ = ["TASKS", "BlendWeights", "choose_weights", "weight_grid", "weighted_blend"]
 
 STEP = 0.05
 TASKS = ("category", "attributes")
@@ -36,8 +36,9 @@ def weight_grid(max_weight: float) -> list[float]:
     return [round(STEP * i, 2) for i in range(int(round(max_weight / STEP)) + 1)]
 
 
-def blend(networks: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:
-    return ((1.0 - weight) * networks + weight * linear).astype(np.float32)
+def weighted_blend(base: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - weight) x base + weight x other, as float32 (the linear model's blend, and the refit's)."""
+    return ((1.0 - weight) * base + weight * other).astype(np.float32)
 
 
 def _best(grid: Sequence[float], score: Callable[[float], float]) -> tuple[float, dict[float, float]]:
@@ -56,8 +57,8 @@ def choose_weights(data: LabelledData, net_category: np.ndarray, net_attributes:
         return weight_grid(max_weight) if task in tasks else [0.0]
 
     w_cat, cat_scores = _best(grid("category"), lambda w: category_accuracy(
-        data.categories, blend(net_category, lin_category, w).argmax(axis=1)))
+        data.categories, weighted_blend(net_category, lin_category, w).argmax(axis=1)))
     w_attr, attr_scores = _best(grid("attributes"), lambda w: metric(
-        data.attributes, decode_attributes(blend(net_attributes, lin_attributes, w), 0.5, groups),
+        data.attributes, decode_attributes(weighted_blend(net_attributes, lin_attributes, w), 0.5, groups),
         data.attribute_known))
     return BlendWeights(w_cat, w_attr, {"category": cat_scores, "attributes": attr_scores})

@@ -20,7 +20,7 @@ import numpy as np
 
 from fashioncomp import stamps
 from fashioncomp.data.dataset_reader import LabelledData
-from fashioncomp.io import read_npz, write_json, write_npz
+from fashioncomp.io import read_json, read_npz, write_json, write_npz
 from fashioncomp.linear.blend import choose_weights
 from fashioncomp.linear.features import array_features
 from fashioncomp.linear.model import LinearModel
@@ -37,7 +37,8 @@ def _fit(features: np.ndarray, run: Run, rows: np.ndarray, data: LabelledData) -
 
 
 def stage_linear(run: Run, force: bool = False) -> dict[str, Any] | None:
-    """Fit per fold and on every row, choose the weights, write linear.npz (nothing without `linear.enabled`)."""
+    """Fit per fold and on every row, choose the weights, write linear.npz; the summary (linear.json),
+    or None without `linear.enabled`."""
     if not run.config["linear"]["enabled"]:
         print("linear: off (linear.enabled: false)")
         return None
@@ -50,7 +51,7 @@ def stage_linear(run: Run, force: bool = False) -> dict[str, Any] | None:
               "config": run.config_digest("seed", "data", "metrics", "linear")}
     if stamps.up_to_date("linear", run.stamp("linear"), inputs, [out, summary], force):
         print(f"linear: {out} is up to date")
-        return None
+        return read_json(summary)
     started = time.perf_counter()
     oof = read_npz(oof_path, hint=f" (run `python -m fashioncomp oof --run {run.dir}` first)")
     features = array_features(run.images(data.file_paths)[0])
