@@ -111,5 +111,5 @@ def stage_refit(run: Run, force: bool = False, progress: bool = True) -> Path | 
           + (f", at most {time_limit / 60:.1f} min" if time_limit is not None else ""))
     # its own seed stream: numbered after the folds
     train_fold({**cfg, "train": {**cfg["train"], "epochs": epochs}}, inputs, run.n_folds, out, pick_device(),
-               progress=progress, time_limit=time_limit)
+               progress=progress, time_limit=time_limit, fill_time=time_limit is not None)
     return out / "best.pt"

@@ -1,12 +1,13 @@
 """The budget planner on fake probe speeds, the per-fold re-plan, and the plan stage on a tiny run."""
 import json
+import math
 
 import pytest
 
 from fashioncomp.budget.planner import (BudgetError, Limits, Plan, Speeds, Workload, apply_plan, epoch_seconds,
                                         parse_duration, plan_budget, replan_epochs)
 from fashioncomp.budget.schedule import schedule_fold
-from fashioncomp.training.train import next_epoch_fits
+from fashioncomp.training.train import fill_epochs, next_epoch_fits
 
 PROBE = Speeds(train_ips=100.0, infer_ips=300.0, image_size=96)
 WORK = Workload(n_train=3000, n_test=1000, tta_views=2, fixed_seconds=60.0)
@@ -83,9 +84,11 @@ def test_replan_keeps_the_plan_when_on_time_and_cuts_epochs_when_slow():
     assert replan_epochs(plan, 0.0, 2, plan.epoch_seconds, limits) == limits.min_epochs
 
 
-def simulate(plan: Plan, limits: Limits, tmp_path, slowdown) -> float:
+def simulate(plan: Plan, limits: Limits, tmp_path, slowdown, refit_slowdown: float | None = None) -> float:
     """Train every fold on a fake clock whose epochs take `slowdown(fold, epoch)` x the planned time;
-    return the whole run's seconds, the later stages slowed like the last epoch."""
+    return the whole run's seconds, the later stages slowed like the last epoch. The refit's epochs
+    take `refit_slowdown` x its planned epoch (default: as slow as the last fold epoch), and its
+    epoch count is set again after its first epoch, as `train_fold(fill_time=True)` does."""
     clock, epochs_done, factor = 0.0, 0, 1.0
     for k in range(plan.folds):
         folder = tmp_path / f"fold_{k}"
@@ -104,12 +107,16 @@ def simulate(plan: Plan, limits: Limits, tmp_path, slowdown) -> float:
         folder = tmp_path / "refit"
         folder.mkdir()
         epochs, limit = schedule_fold(plan, limits, folder, clock, epochs_done, 0.0, 0, is_refit=True)
+        factor = factor if refit_slowdown is None else refit_slowdown
         seconds = []
-        for _ in range(epochs):
+        while len(seconds) < epochs:
             if not next_epoch_fits(seconds, limit):
                 break
             seconds.append(plan.refit_epoch_seconds * factor)
+            if len(seconds) == 1:
+                epochs = fill_epochs(1, seconds[0], limit, epochs)
         clock += sum(seconds)
+        (folder / "epochs_run.txt").write_text(str(len(seconds)))
         assert seconds and fold_clock > 0
     later = sum(v for k, v in plan.stage_seconds.items() if k not in ("train", "refit"))
     return clock + later * factor
@@ -214,6 +221,43 @@ def test_a_refit_after_folds_that_ran_fast_takes_the_time_they_left(tmp_path):
     refit = json.loads((tmp_path / "refit" / "budget.json").read_text())
     assert refit["epochs"] > plan.refit_epochs and refit["planned_epochs"] == plan.refit_epochs
     assert 1200 * 0.8 <= used <= 1200 * 1.10
+
+
+def test_a_slow_first_fold_costs_every_later_model_its_share_not_the_last_fold_alone(tmp_path):
+    """fr7's case: fold 0 ran 10% slower than planned; fold 1 lost 5 of 11 epochs while the refit
+    kept its planned epochs whole. Shared in proportion, both give way alike."""
+    limits = Limits(folds=(2,), image_sizes=(96,))
+    plan = plan_budget(1200, PROBE, Workload(3000, 1000, 2, 60.0, refit=True, refit_ratio=2.0), limits)
+    used = simulate(plan, limits, tmp_path, lambda k, e: 1.1)
+    second = json.loads((tmp_path / "fold_1" / "budget.json").read_text())["epochs"]
+    assert second >= math.floor(plan.epochs / 1.1) - 1 > plan.epochs * 0.75
+    refit = int((tmp_path / "refit" / "epochs_run.txt").read_text())
+    assert refit >= math.floor(plan.refit_epochs / 1.1) - 1
+    assert used <= 1200 * 1.10
+
+
+@pytest.mark.parametrize("refit_speed", [0.8, 1.0])
+def test_a_refit_faster_than_the_folds_drift_fills_the_time_left(tmp_path, refit_speed):
+    """The folds ran 15% slow, so the refit is priced 15% slow too; when it runs faster, its first
+    measured epoch resets its count and the run still uses its budget (fr7 ended 3.2 minutes early)."""
+    limits = Limits(folds=(2,), image_sizes=(96,))
+    plan = plan_budget(1200, PROBE, Workload(3000, 1000, 2, 60.0, refit=True, refit_ratio=2.0), limits)
+    used = simulate(plan, limits, tmp_path, lambda k, e: 1.15, refit_slowdown=refit_speed)
+    guess = json.loads((tmp_path / "refit" / "budget.json").read_text())["epochs"]
+    run = int((tmp_path / "refit" / "epochs_run.txt").read_text())
+    assert run > guess
+    # all is used but the rounding to whole epochs and what the later stages, priced at the folds'
+    # speed, save by running at the refit's
+    later = sum(v for k, v in plan.stage_seconds.items() if k not in ("train", "refit"))
+    unused = plan.refit_epoch_seconds * refit_speed + later * (1.15 - refit_speed)
+    assert 1200 * limits.safety - unused <= used <= 1200 * 1.10
+
+
+def test_fill_epochs():
+    assert fill_epochs(1, 10.0, 100.0, 5) == 10           # 9 more 10 s epochs fit in the 90 s left
+    assert fill_epochs(2, 30.0, 100.0, 5) == 6            # 15 s each: 4 more
+    assert fill_epochs(1, 10.0, 5.0, 5) == 1              # never fewer than done
+    assert fill_epochs(1, 0.1, 1000.0, 3) == 30           # at most 10x the first guess
 
 
 def test_the_probe_times_only_its_measured_steps_after_the_warm_up(tiny_dataset, tmp_path, monkeypatch, one_thread):

@@ -1,4 +1,6 @@
 """The refit on every training row: trained without held-out rows, blended only into the test prediction."""
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,6 +30,20 @@ def test_refit_trains_every_row_for_its_epochs_and_keeps_the_last(refit_run, cap
     assert (refit_run.refit_dir / "best.pt").is_file() and (refit_run.refit_dir / "done.json").is_file()
     stage_refit(refit_run)
     assert "refit: already trained" in capsys.readouterr().out
+
+
+def test_under_a_budget_the_refit_fills_its_time_limit_from_its_first_epoch(refit_run, tmp_path, capsys):
+    """The schedule's epoch count is a first guess priced from the folds' speed; the refit resets it
+    from its own first epoch (train_fold's fill_time) so it neither idles nor overruns its minutes."""
+    shutil.copytree(refit_run.dir, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "refit")
+    run = Run(tmp_path / "run")
+    run.plan = object()  # any plan: the schedule below stands for it
+    run.budget_schedule = lambda out, folds_left, is_refit=False, rows_scale=1.0: (1, 1e6)
+    stage_refit(run, progress=False)
+    # an hour's limit: the fill is capped at 10x the first guess of 1 epoch
+    assert len(pd.read_csv(run.refit_dir / "metrics.csv")) == 10
+    assert "10 epochs fill its 1000000s" in capsys.readouterr().out
 
 
 def test_oof_is_the_folds_alone_and_the_test_prediction_blends_the_refit(refit_run, tiny_dataset):

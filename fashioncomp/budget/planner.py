@@ -196,7 +196,7 @@ def replan_epochs(plan: Plan, train_seconds_left: float, folds_left: int, measur
     per_epoch = measured_epoch_seconds if measured_epoch_seconds else plan.epoch_seconds
     if folds_left <= 0:
         return plan.epochs
-    affordable = math.floor(train_seconds_left / (per_epoch * folds_left))
+    affordable = math.floor(train_seconds_left / (per_epoch * folds_left) + 1e-9)  # an exact fit is a fit
     return max(limits.min_epochs, min(plan.epochs, affordable))
 
 

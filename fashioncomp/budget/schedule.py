@@ -2,12 +2,15 @@
 
 Before each fold starts, the epochs already trained (`fold_*/metrics.csv`: training, validation
 and best checkpoint) give the real time per epoch; the slowdown it shows against the plan is
-applied to the prediction stages still to come (OOF, test), and the training time left
-is shared among the folds not yet trained (`replan_epochs`); the refit, trained last, gets what
-the folds left (more epochs than planned when they ran faster than the probe). The fold's epoch count is saved
-in `fold_<k>/budget.json`, so a fold that is interrupted resumes with the same schedule. The
-fold also gets a time limit: if the machine slows down mid-fold, it stops early and keeps its
-best checkpoint.
+applied to the stages still to come (the refit, OOF, test prediction). The training time left is
+then shared among the folds not yet trained and the refit in proportion to their planned time
+(`replan_epochs`), so a slowdown costs every remaining model the same share of its epochs instead
+of falling on the last fold alone. The refit, trained last, gets all the training time the folds
+left and fills it (`fill_time`: its epoch count is set again from its own measured first epoch),
+so neither the folds' slowdown priced into it nor a faster machine leaves minutes unused. The
+fold's epoch count is saved in `fold_<k>/budget.json`, so a fold that is interrupted resumes with
+the same schedule. The fold also gets a time limit: if the machine slows down mid-fold, it stops
+early and keeps its best checkpoint.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from fashioncomp.io import read_json, write_json
 __all__ = ["schedule_fold"]
 
 SCALES_WITH_COMPUTE = ("oof", "predict", "refit", "linear")
-EXTRA_EPOCH_MARGIN = 1.10  # a refit's epochs beyond the plan must fit 10% slower than priced
 
 
 def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spent: float, epochs_done: int,
@@ -31,24 +33,25 @@ def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spen
     `train_seconds_spent` / `epochs_done`: seconds and count of all fold epochs trained so far;
     `fold_seconds_spent`: what this fold itself has used (if resumed); `folds_left` counts it too;
     `rows_scale`: the refit's rows against the training rows planned (pseudo-labels add rows).
+    The refit's epoch count is a first guess for `train_fold(fill_time=True)`, which sets it again
+    from the measured time of its first epoch so that the refit fills its time limit.
     """
     measured = train_seconds_spent / epochs_done if epochs_done else None
     drift = measured / plan.epoch_seconds if measured else 1.0
-    # prediction (and a refit still to come) slows down as training did; start-ups were measured
-    still_to_come = sum(v * (drift if k in SCALES_WITH_COMPUTE else 1.0) for k, v in plan.stage_seconds.items()
-                        if k != "train" and not (is_refit and k == "refit"))
-    train_left = plan.budget_seconds * limits.safety - still_to_come - train_seconds_spent
+    # training to come (the refit) and prediction slow down as training did; start-ups were measured
+    later = sum(v * (drift if k in SCALES_WITH_COMPUTE else 1.0) for k, v in plan.stage_seconds.items()
+                if k not in ("train", "refit"))
+    train_left = plan.budget_seconds * limits.safety - later - train_seconds_spent
     refit_epoch = plan.refit_epoch_seconds * drift * rows_scale
+    if not is_refit:
+        # the folds' share of what is left, in proportion to the planned time of the models still to train
+        folds_planned = folds_left * plan.epochs * (measured or plan.epoch_seconds)
+        train_left *= folds_planned / (folds_planned + plan.refit_epochs * refit_epoch)
     saved = fold_dir / "budget.json"
     if saved.is_file():
         epochs = int(read_json(saved)["epochs"])
     elif is_refit:
-        # the refit is last: it takes what the folds left, more than planned if they ran faster; the
-        # extra epochs keep a margin, as a refit epoch is priced from the folds' drift, not measured
-        affordable = math.floor(train_left / refit_epoch)
-        if affordable > plan.refit_epochs:
-            affordable = max(plan.refit_epochs, math.floor(train_left / (refit_epoch * EXTRA_EPOCH_MARGIN)))
-        epochs = max(limits.min_epochs, min(limits.max_epochs, affordable))
+        epochs = max(limits.min_epochs, min(limits.max_epochs, math.floor(train_left / refit_epoch)))
     else:
         epochs = replan_epochs(plan, train_left, folds_left, measured, limits)
     if not saved.is_file():
@@ -58,6 +61,6 @@ def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spen
     if is_refit:
         return epochs, max(fold_seconds_spent + train_left, refit_epoch * limits.min_epochs)
     per_epoch = measured or plan.epoch_seconds
-    # what this fold may spend: what is left, minus what the later folds need at this epoch count
+    # what this fold may spend: the folds' share, minus what the later folds need at this epoch count
     limit = fold_seconds_spent + train_left - (folds_left - 1) * epochs * per_epoch
     return epochs, max(limit, per_epoch * limits.min_epochs)

@@ -158,6 +158,13 @@ def first_validated_epoch(epochs: int, validate_last: int | None) -> int:
     return 0 if validate_last is None else max(0, epochs - int(validate_last))
 
 
+def fill_epochs(epochs_done: int, seconds_spent: float, time_limit: float, first_guess: int) -> int:
+    """The epoch count that fills `time_limit` at the measured seconds per epoch so far (`fill_time`):
+    at least those done, at most 10x the first guess (against a freak fast first epoch)."""
+    fit = epochs_done + math.floor((time_limit - seconds_spent) / (seconds_spent / epochs_done))
+    return max(epochs_done, min(fit, 10 * first_guess))
+
+
 def next_epoch_fits(epoch_seconds: Sequence[float], time_limit: float | None) -> bool:
     """Whether one more epoch, as long as the last one, still ends within `time_limit` seconds."""
     if time_limit is None or not epoch_seconds:
@@ -417,9 +424,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         if epoch + 1 == replan_after:
             spent = distributed.broadcast_from_main(sum(h["seconds"] for h in history))
             per_epoch = spent / len(history)
-            # the epochs that fit in what is left (at most 10x the first guess, against a freak fast epoch)
-            fit = len(history) + math.floor((time_limit - spent) / per_epoch)
-            epochs = max(len(history), min(fit, 10 * epochs))
+            epochs = fill_epochs(len(history), spent, time_limit, epochs)
             first_validated = first_validated_epoch(epochs, tcfg["validate_last"])
             opt.scheduler.t_initial = epochs * steps_per_epoch
             distributed.print_main(f"fold {fold}: {epochs} epochs fill its {time_limit:.0f}s at the measured "
