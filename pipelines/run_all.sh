@@ -40,35 +40,62 @@ if [[ -z "$data" ]]; then
     "$PYTHON" -m fashioncomp.synth --out "$data" --n-train 1500 --n-test 500 --seed 0
   fi
 fi
+# stage NAME COMMAND...: run one stage; a stage killed by a signal (a crash inside a native library,
+# the out-of-memory killer, Ctrl-C) gets a line saying what that means, where bash alone prints
+# only "Segmentation fault"
+stage() {
+  local name="$1" rc=0 signal
+  shift
+  "$@" || rc=$?
+  (( rc == 0 )) && return 0
+  if (( rc > 128 )); then
+    signal="SIG$(kill -l $(( rc - 128 )) 2>/dev/null || echo "$(( rc - 128 ))")"
+    case "$signal" in
+      SIGSEGV|SIGABRT|SIGBUS|SIGILL)
+        echo "run_all.sh: the $name stage crashed ($signal) inside a native library (torch, timm's kernels, a" \
+             "decoder), not in fashioncomp's Python code. Some timm backbones crash in torch's CPU kernels with" \
+             "channels-last memory (fastvit_*, repvgg_* on some CPUs): retry with --set train.channels_last=false," \
+             "or pick another model.backbone." >&2 ;;
+      SIGKILL)
+        echo "run_all.sh: the $name stage was killed ($signal), most often by the kernel's out-of-memory" \
+             "killer: lower train.batch_size, predict.batch_size or data.num_workers." >&2 ;;
+      *)
+        echo "run_all.sh: the $name stage was stopped ($signal)." >&2 ;;
+    esac
+    echo "run_all.sh: finished work is kept; the same command resumes from it." >&2
+  fi
+  exit "$rc"
+}
+
 [[ -n "$name" ]] || name="$(basename "$data")-$(basename "$config" .yaml)"
 run="$runs/$name"
 started=$SECONDS
 
 echo "== init $run"
-"$PYTHON" -m fashioncomp init --run "$run" --data "$data" --config "$config" ${overrides[@]+"${overrides[@]}"} \
+stage init "$PYTHON" -m fashioncomp init --run "$run" --data "$data" --config "$config" ${overrides[@]+"${overrides[@]}"} \
   ${force[@]+"${force[@]}"}
 echo "== plan"
-"$PYTHON" -m fashioncomp plan --run "$run" ${force[@]+"${force[@]}"}
+stage plan "$PYTHON" -m fashioncomp plan --run "$run" ${force[@]+"${force[@]}"}
 echo "== split"
-"$PYTHON" -m fashioncomp split --run "$run" ${force[@]+"${force[@]}"}
+stage split "$PYTHON" -m fashioncomp split --run "$run" ${force[@]+"${force[@]}"}
 echo "== train"
-"$PYTHON" -m fashioncomp train --run "$run" ${folds:+--folds "$folds"} ${force[@]+"${force[@]}"}
+stage train "$PYTHON" -m fashioncomp train --run "$run" ${folds:+--folds "$folds"} ${force[@]+"${force[@]}"}
 echo "== out-of-fold predictions"
-"$PYTHON" -m fashioncomp oof --run "$run" ${force[@]+"${force[@]}"}
+stage oof "$PYTHON" -m fashioncomp oof --run "$run" ${force[@]+"${force[@]}"}
 echo "== linear model"
-"$PYTHON" -m fashioncomp linear --run "$run" ${force[@]+"${force[@]}"}
+stage linear "$PYTHON" -m fashioncomp linear --run "$run" ${force[@]+"${force[@]}"}
 echo "== refit"
-"$PYTHON" -m fashioncomp refit --run "$run" ${force[@]+"${force[@]}"}
+stage refit "$PYTHON" -m fashioncomp refit --run "$run" ${force[@]+"${force[@]}"}
 echo "== thresholds"
-"$PYTHON" -m fashioncomp thresholds --run "$run" ${force[@]+"${force[@]}"}
+stage thresholds "$PYTHON" -m fashioncomp thresholds --run "$run" ${force[@]+"${force[@]}"}
 if [[ -f "$data/test.csv" ]]; then
   echo "== predict test"
-  "$PYTHON" -m fashioncomp predict --run "$run" ${force[@]+"${force[@]}"}
+  stage predict "$PYTHON" -m fashioncomp predict --run "$run" ${force[@]+"${force[@]}"}
   echo "== submission"
-  "$PYTHON" -m fashioncomp.make_submission --run "$run" --out "$out"
+  stage submission "$PYTHON" -m fashioncomp.make_submission --run "$run" --out "$out"
 else
   echo "== $data/test.csv not found: skipping test prediction and submission (CV scores are in $run)"
 fi
 echo "== report"
-"$PYTHON" -m fashioncomp.report --run "$run"
+stage report "$PYTHON" -m fashioncomp.report --run "$run"
 echo "== done in $(( SECONDS - started ))s: run directory $run"
