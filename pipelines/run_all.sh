@@ -54,15 +54,15 @@ stage() {
       SIGSEGV|SIGABRT|SIGBUS|SIGILL)
         echo "run_all.sh: the $name stage crashed ($signal) inside a native library (torch, timm's kernels, a" \
              "decoder), not in fashioncomp's Python code. Some timm backbones crash in torch's CPU kernels with" \
-             "channels-last memory (fastvit_*, repvgg_* on some CPUs): retry with --set train.channels_last=false," \
-             "or pick another model.backbone." >&2 ;;
+             "channels-last memory (fastvit_*, repvgg_* on some CPUs): retry under another --name with" \
+             "--set train.channels_last=false, or pick another model.backbone." >&2 ;;
       SIGKILL)
         echo "run_all.sh: the $name stage was killed ($signal), most often by the kernel's out-of-memory" \
              "killer: lower train.batch_size, predict.batch_size or data.num_workers." >&2 ;;
       *)
         echo "run_all.sh: the $name stage was stopped ($signal)." >&2 ;;
     esac
-    echo "run_all.sh: finished work is kept; the same command resumes from it." >&2
+    echo "run_all.sh: finished work is kept in $run; the same command resumes from it." >&2
   fi
   exit "$rc"
 }
