@@ -84,11 +84,13 @@ def test_replan_keeps_the_plan_when_on_time_and_cuts_epochs_when_slow():
     assert replan_epochs(plan, 0.0, 2, plan.epoch_seconds, limits) == limits.min_epochs
 
 
-def simulate(plan: Plan, limits: Limits, tmp_path, slowdown, refit_slowdown: float | None = None) -> float:
+def simulate(plan: Plan, limits: Limits, tmp_path, slowdown, refit_slowdown: float | None = None,
+             first_epoch_slowdown: float = 1.0) -> float:
     """Train every fold on a fake clock whose epochs take `slowdown(fold, epoch)` x the planned time;
     return the whole run's seconds, the later stages slowed like the last epoch. The refit's epochs
     take `refit_slowdown` x its planned epoch (default: as slow as the last fold epoch), and its
-    epoch count is set again after its first epoch, as `train_fold(fill_time=True)` does."""
+    epoch count is set again from its epochs' times up to half-way, as `train_fold(fill_time=True)` does;
+    its first epoch takes `first_epoch_slowdown` x longer."""
     clock, epochs_done, factor = 0.0, 0, 1.0
     for k in range(plan.folds):
         folder = tmp_path / f"fold_{k}"
@@ -108,13 +110,14 @@ def simulate(plan: Plan, limits: Limits, tmp_path, slowdown, refit_slowdown: flo
         folder.mkdir()
         epochs, limit = schedule_fold(plan, limits, folder, clock, epochs_done, 0.0, 0, is_refit=True)
         factor = factor if refit_slowdown is None else refit_slowdown
-        seconds = []
+        seconds, guess = [], epochs
         while len(seconds) < epochs:
             if not next_epoch_fits(seconds, limit):
                 break
-            seconds.append(plan.refit_epoch_seconds * factor)
-            if len(seconds) == 1:
-                epochs = fill_epochs(1, seconds[0], limit, epochs)
+            # the first epoch carries the start-up, as a real one does
+            seconds.append(plan.refit_epoch_seconds * factor * (first_epoch_slowdown if not seconds else 1.0))
+            if len(seconds) <= max(1, epochs // 2):  # train_fold(fill_time=True) re-plans up to half-way
+                epochs = fill_epochs(seconds, limit, guess)
         clock += sum(seconds)
         (folder / "epochs_run.txt").write_text(str(len(seconds)))
         assert seconds and fold_clock > 0
@@ -254,10 +257,24 @@ def test_a_refit_faster_than_the_folds_drift_fills_the_time_left(tmp_path, refit
 
 
 def test_fill_epochs():
-    assert fill_epochs(1, 10.0, 100.0, 5) == 10           # 9 more 10 s epochs fit in the 90 s left
-    assert fill_epochs(2, 30.0, 100.0, 5) == 6            # 15 s each: 4 more
-    assert fill_epochs(1, 10.0, 5.0, 5) == 1              # never fewer than done
-    assert fill_epochs(1, 0.1, 1000.0, 3) == 30           # at most 10x the first guess
+    assert fill_epochs([10.0], 100.0, 5) == 10            # 9 more 10 s epochs fit in the 90 s left
+    assert fill_epochs([20.0, 15.0], 100.0, 5) == 6       # the later epochs set the pace: 65 s left, 4 more
+    assert fill_epochs([12.0, 10.0, 10.0], 100.0, 5) == 9  # a slow first epoch (start-up) does not
+    assert fill_epochs([10.0], 5.0, 5) == 1               # never fewer than done
+    assert fill_epochs([0.1], 1000.0, 3) == 30            # at most 10x the first guess
+
+
+def test_a_refit_whose_first_epoch_is_slow_still_fills_its_time(tmp_path):
+    """fr9: the refit's first epoch took 31.4 s against 28.0 for the rest, so a count set from it
+    alone was 20 of the 22 epochs that fit, and 84 s of the refit's 647 went unused."""
+    limits = Limits(folds=(2,), image_sizes=(96,))
+    plan = plan_budget(1200, PROBE, Workload(3000, 1000, 2, 60.0, refit=True, refit_ratio=2.0), limits)
+    used = simulate(plan, limits, tmp_path, lambda k, e: 1.0, first_epoch_slowdown=1.12)
+    run = int((tmp_path / "refit" / "epochs_run.txt").read_text())
+    limit = json.loads((tmp_path / "refit" / "budget.json").read_text())["train_seconds_left"]
+    # every epoch that fits at the steady pace, after the slow first one
+    assert run == 1 + math.floor((limit - plan.refit_epoch_seconds * 1.12) / plan.refit_epoch_seconds)
+    assert used <= 1200 * 1.10
 
 
 def test_the_probe_times_only_its_measured_steps_after_the_warm_up(tiny_dataset, tmp_path, monkeypatch, one_thread):

@@ -158,11 +158,16 @@ def first_validated_epoch(epochs: int, validate_last: int | None) -> int:
     return 0 if validate_last is None else max(0, epochs - int(validate_last))
 
 
-def fill_epochs(epochs_done: int, seconds_spent: float, time_limit: float, first_guess: int) -> int:
-    """The epoch count that fills `time_limit` at the measured seconds per epoch so far (`fill_time`):
-    at least those done, at most 10x the first guess (against a freak fast first epoch)."""
-    fit = epochs_done + math.floor((time_limit - seconds_spent) / (seconds_spent / epochs_done))
-    return max(epochs_done, min(fit, 10 * first_guess))
+def fill_epochs(epoch_seconds: Sequence[float], time_limit: float, first_guess: int) -> int:
+    """The epoch count that fills `time_limit` after the epochs timed in `epoch_seconds` (`fill_time`).
+
+    The later epochs' mean sets the pace: the first carries the start-up (workers, allocator) and
+    runs up to 10% slow. At least the epochs done, at most 10x the first guess (against a freak
+    fast epoch)."""
+    done, spent = len(epoch_seconds), sum(epoch_seconds)
+    per_epoch = (spent - epoch_seconds[0]) / (done - 1) if done > 1 else spent
+    fit = done + math.floor((time_limit - spent) / per_epoch)
+    return max(done, min(fit, 10 * first_guess))
 
 
 def next_epoch_fits(epoch_seconds: Sequence[float], time_limit: float | None) -> bool:
@@ -312,8 +317,9 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     last epoch's duration says would end past it. With `fill_time` too, `train.epochs` is only
     a first guess: once the warm-up epochs are trained, their measured time sets how many epochs
     fill the limit, and the cosine schedule is stretched or shrunk to that count (the warm-up's
-    learning rates do not depend on it). A speed probe of a few steps can misread a shared
-    machine by 15 %; a whole measured epoch does not.
+    learning rates do not depend on it); the count is set again after each epoch up to the middle
+    of the run, as later epochs show the steady pace (`fill_epochs`). A speed probe of a few steps
+    can misread a shared machine by 15 %; whole measured epochs do not.
     """
     tcfg = cfg["train"]
     ctx = distributed.setup()
@@ -363,7 +369,9 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
     epochs = int(tcfg["epochs"])
     if fill_time and start_epoch:  # the schedule restored from last.pt holds the count re-planned before
         epochs = round(opt.scheduler.t_initial / steps_per_epoch)
-    replan_after = max(1, math.ceil(float(tcfg["warmup_epochs"]))) if fill_time and time_limit is not None else 0
+    # fill_time: the count is set again after each epoch from the end of the warm-up to the middle of
+    # the run (the cosine's learning rate barely moves there; later, the time limit alone guards it)
+    replan_from = max(1, math.ceil(float(tcfg["warmup_epochs"]))) if fill_time and time_limit is not None else None
 
     # wrapped after loading: DDP starts every rank from rank 0's weights
     opt.forward = distributed.wrap_model(model, device)
@@ -421,14 +429,15 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         ended = time.time()
         row["seconds"] = round(ended - started, 2)  # training, validation and files: what a budget pays
         started = ended
-        if epoch + 1 == replan_after:
-            spent = distributed.broadcast_from_main(sum(h["seconds"] for h in history))
-            per_epoch = spent / len(history)
-            epochs = fill_epochs(len(history), spent, time_limit, epochs)
-            first_validated = first_validated_epoch(epochs, tcfg["validate_last"])
-            opt.scheduler.t_initial = epochs * steps_per_epoch
-            distributed.print_main(f"fold {fold}: {epochs} epochs fill its {time_limit:.0f}s at the measured "
-                                   f"{per_epoch:.1f}s per epoch")  # saved with the schedule in last.pt
+        if replan_from is not None and replan_from <= epoch + 1 <= max(replan_from, epochs // 2):
+            timed = distributed.broadcast_from_main([h["seconds"] for h in history])
+            refilled = fill_epochs(timed, time_limit, int(tcfg["epochs"]))
+            if refilled != epochs or epoch + 1 == replan_from:
+                epochs = refilled
+                first_validated = first_validated_epoch(epochs, tcfg["validate_last"])
+                opt.scheduler.t_initial = epochs * steps_per_epoch  # saved with the schedule in last.pt
+                distributed.print_main(f"fold {fold}: {epochs} epochs fill its {time_limit:.0f}s at the measured "
+                                       f"{sum(timed) / len(timed):.1f}s per epoch so far")
         if ctx.is_main:
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, keeper.best, stopper.bad_epochs)
