@@ -117,7 +117,7 @@ def simulate(plan: Plan, limits: Limits, tmp_path, slowdown, refit_slowdown: flo
             # the first epoch carries the start-up, as a real one does
             seconds.append(plan.refit_epoch_seconds * factor * (first_epoch_slowdown if not seconds else 1.0))
             if len(seconds) <= max(1, epochs // 2):  # train_fold(fill_time=True) re-plans up to half-way
-                epochs = fill_epochs(seconds, limit, guess)
+                epochs = fill_epochs(seconds, limit, guess, None if len(seconds) == 1 else epochs)
         clock += sum(seconds)
         (folder / "epochs_run.txt").write_text(str(len(seconds)))
         assert seconds and fold_clock > 0
@@ -262,6 +262,11 @@ def test_fill_epochs():
     assert fill_epochs([12.0, 10.0, 10.0], 100.0, 5) == 9  # a slow first epoch (start-up) does not
     assert fill_epochs([10.0], 5.0, 5) == 1               # never fewer than done
     assert fill_epochs([0.1], 1000.0, 3) == 30            # at most 10x the first guess
+    # against a current count: kept if it or one more fits, cut if it no longer fits, raised by two or more
+    assert fill_epochs([12.0, 10.0, 10.0], 100.0, 5, current=8) == 8
+    assert fill_epochs([12.0, 10.0, 10.0], 100.0, 5, current=9) == 9
+    assert fill_epochs([12.0, 10.0, 10.0], 100.0, 5, current=10) == 9
+    assert fill_epochs([12.0, 10.0, 10.0], 100.0, 5, current=7) == 9
 
 
 def test_a_refit_whose_first_epoch_is_slow_still_fills_its_time(tmp_path):

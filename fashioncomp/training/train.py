@@ -158,16 +158,18 @@ def first_validated_epoch(epochs: int, validate_last: int | None) -> int:
     return 0 if validate_last is None else max(0, epochs - int(validate_last))
 
 
-def fill_epochs(epoch_seconds: Sequence[float], time_limit: float, first_guess: int) -> int:
+def fill_epochs(epoch_seconds: Sequence[float], time_limit: float, first_guess: int,
+                current: int | None = None) -> int:
     """The epoch count that fills `time_limit` after the epochs timed in `epoch_seconds` (`fill_time`).
 
     The later epochs' mean sets the pace: the first carries the start-up (workers, allocator) and
     runs up to 10% slow. At least the epochs done, at most 10x the first guess (against a freak
-    fast epoch)."""
+    fast epoch). Given the `current` count, one epoch more is not worth stretching the schedule
+    for (the count would flicker with the noise): it is kept unless fewer fit, or two more do."""
     done, spent = len(epoch_seconds), sum(epoch_seconds)
     per_epoch = (spent - epoch_seconds[0]) / (done - 1) if done > 1 else spent
-    fit = done + math.floor((time_limit - spent) / per_epoch)
-    return max(done, min(fit, 10 * first_guess))
+    fit = max(done, min(done + math.floor((time_limit - spent) / per_epoch), 10 * first_guess))
+    return current if current is not None and current <= fit <= current + 1 else fit
 
 
 def next_epoch_fits(epoch_seconds: Sequence[float], time_limit: float | None) -> bool:
@@ -431,8 +433,9 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
         started = ended
         if replan_from is not None and replan_from <= epoch + 1 <= max(replan_from, epochs // 2):
             timed = distributed.broadcast_from_main([h["seconds"] for h in history])
-            refilled = fill_epochs(timed, time_limit, int(tcfg["epochs"]))
-            if refilled != epochs or epoch + 1 == replan_from:
+            first = epoch + 1 == replan_from
+            refilled = fill_epochs(timed, time_limit, int(tcfg["epochs"]), None if first else epochs)
+            if refilled != epochs or first:
                 epochs = refilled
                 first_validated = first_validated_epoch(epochs, tcfg["validate_last"])
                 opt.scheduler.t_initial = epochs * steps_per_epoch  # saved with the schedule in last.pt
