@@ -6,7 +6,7 @@ applied to the stages still to come (the refit, OOF, test prediction). The train
 then shared among the folds not yet trained and the refit in proportion to their planned time
 (`replan_epochs`), so a slowdown costs every remaining model the same share of its epochs instead
 of falling on the last fold alone. The refit, trained last, gets all the training time the folds
-left and fills it (`fill_time`: its epoch count is set again from its own measured first epoch),
+left and fills it (`fill_time`: its epoch count is set again from its own measured epochs),
 so neither the folds' slowdown priced into it nor a faster machine leaves minutes unused. The
 fold's epoch count is saved in `fold_<k>/budget.json`, so a fold that is interrupted resumes with
 the same schedule. The fold also gets a time limit: if the machine slows down mid-fold, it stops
@@ -22,7 +22,7 @@ from fashioncomp.io import read_json, write_json
 
 __all__ = ["schedule_fold"]
 
-SCALES_WITH_COMPUTE = ("oof", "predict", "refit", "linear")
+SCALES_WITH_COMPUTE = ("oof", "predict", "linear")  # the refit too: `refit_epoch` below
 
 
 def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spent: float, epochs_done: int,
@@ -34,11 +34,11 @@ def schedule_fold(plan: Plan, limits: Limits, fold_dir: Path, train_seconds_spen
     `fold_seconds_spent`: what this fold itself has used (if resumed); `folds_left` counts it too;
     `rows_scale`: the refit's rows against the training rows planned (pseudo-labels add rows).
     The refit's epoch count is a first guess for `train_fold(fill_time=True)`, which sets it again
-    from the measured time of its first epoch so that the refit fills its time limit.
+    from the measured times of its epochs so that the refit fills its time limit.
     """
     measured = train_seconds_spent / epochs_done if epochs_done else None
     drift = measured / plan.epoch_seconds if measured else 1.0
-    # training to come (the refit) and prediction slow down as training did; start-ups were measured
+    # prediction (and the refit, priced by its epochs) slows down as training did; start-ups were measured
     later = sum(v * (drift if k in SCALES_WITH_COMPUTE else 1.0) for k, v in plan.stage_seconds.items()
                 if k not in ("train", "refit"))
     train_left = plan.budget_seconds * limits.safety - later - train_seconds_spent

@@ -158,17 +158,23 @@ def first_validated_epoch(epochs: int, validate_last: int | None) -> int:
     return 0 if validate_last is None else max(0, epochs - int(validate_last))
 
 
+def steady_epoch_seconds(epoch_seconds: Sequence[float]) -> float:
+    """Seconds per epoch at the steady pace: the mean of the epochs after the first, which carries
+    the start-up (workers, allocator) and runs up to 10% slow; the first alone if it is all there is."""
+    return sum(epoch_seconds[1:]) / (len(epoch_seconds) - 1) if len(epoch_seconds) > 1 else epoch_seconds[0]
+
+
 def fill_epochs(epoch_seconds: Sequence[float], time_limit: float, first_guess: int,
                 current: int | None = None) -> int:
-    """The epoch count that fills `time_limit` after the epochs timed in `epoch_seconds` (`fill_time`).
+    """The epoch count that fills `time_limit` after the epochs timed in `epoch_seconds` (`fill_time`),
+    at the steady pace (`steady_epoch_seconds`).
 
-    The later epochs' mean sets the pace: the first carries the start-up (workers, allocator) and
-    runs up to 10% slow. At least the epochs done, at most 10x the first guess (against a freak
-    fast epoch). Given the `current` count, one epoch more is not worth stretching the schedule
-    for (the count would flicker with the noise): it is kept unless fewer fit, or two more do."""
+    At least the epochs done, at most 10x the first guess (against a freak fast epoch). Given the
+    `current` count, one epoch more is not worth stretching the schedule for (the count would
+    flicker with the noise): it is kept unless fewer fit, or two more do."""
     done, spent = len(epoch_seconds), sum(epoch_seconds)
-    per_epoch = (spent - epoch_seconds[0]) / (done - 1) if done > 1 else spent
-    fit = max(done, min(done + math.floor((time_limit - spent) / per_epoch), 10 * first_guess))
+    left = math.floor((time_limit - spent) / steady_epoch_seconds(epoch_seconds))
+    fit = max(done, min(done + left, 10 * first_guess))
     return current if current is not None and current <= fit <= current + 1 else fit
 
 
@@ -440,7 +446,7 @@ def train_fold(cfg: dict[str, Any], inputs: FoldInputs, fold: int, out_dir: Path
                 first_validated = first_validated_epoch(epochs, tcfg["validate_last"])
                 opt.scheduler.t_initial = epochs * steps_per_epoch  # saved with the schedule in last.pt
                 distributed.print_main(f"fold {fold}: {epochs} epochs fill its {time_limit:.0f}s at the measured "
-                                       f"{sum(timed) / len(timed):.1f}s per epoch so far")
+                                       f"{steady_epoch_seconds(timed):.1f}s per epoch")
         if ctx.is_main:
             write_csv(out_dir / "metrics.csv", pd.DataFrame(history))
             save_training_state(last_path, opt, history, keeper.best, stopper.bad_epochs)
